@@ -1,0 +1,67 @@
+"""Loading a flow's pydantic config from `configs/<method>/<name>.yaml` plus dotted command-line overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the field."""
+
+
+def config_path(method: str, name: str) -> Path:
+    """`name` is a config name under configs/<method>/ or a path to a YAML file."""
+    candidate = Path(name)
+    if candidate.suffix in {".yaml", ".yml"} and candidate.exists():
+        return candidate
+    path = CONFIG_ROOT / method / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (CONFIG_ROOT / method).glob("*.yaml"))
+        raise ConfigError(f"no config {name!r} for {method!r}: expected {path} (known: {known})")
+    return path
+
+
+def apply_override(tree: dict, dotted: str) -> None:
+    """`a.b.c=value`: value parsed as YAML (numbers, bools, lists), so `sample.sampling.n=8` is an int."""
+    if "=" not in dotted:
+        raise ConfigError(f"override {dotted!r} must look like key.path=value")
+    key, raw = dotted.split("=", 1)
+    parts = key.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_config(model: type[M], method: str, name: str = "default", overrides: list[str] = ()) -> M:
+    path = config_path(method, name)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(tree).__name__}")
+    for dotted in overrides:
+        apply_override(tree, dotted)
+    return validate_config(model, tree, str(path))
+
+
+def validate_config(model: type[M], tree: dict[str, Any], source: str) -> M:
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"  {field}: {err['msg']}" + (f" (got {err['input']!r})" if err["type"] != "missing" and
+                                                             not isinstance(err.get("input"), dict) else ""))
+        raise ConfigError(f"invalid config {source}:\n" + "\n".join(problems)) from None

@@ -1,0 +1,36 @@
+"""Evaluation as a sub-flow: greedy pass@1 and maj@K of one model on the held-out split."""
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from ray_cluster.generation import SamplingSpec
+from tasks.evaluate import ScoreConfig, score_accuracy
+from tasks.generate import GenerateConfig, sample_completions
+from tasks.label import LabelConfig, label_rewards
+from tasks.stage_cache import StageContext
+from tasks.store import ArtifactRef
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    greedy: GenerateConfig = GenerateConfig(split="test", sampling=SamplingSpec(n=1, temperature=0.0))
+    maj: GenerateConfig | None = Field(
+        default=GenerateConfig(split="test", sampling=SamplingSpec(n=8, temperature=0.7)),
+        description="K samples per test problem for maj@K; null to skip",
+    )
+    label: LabelConfig = LabelConfig(split="test")
+
+
+@flow(name="evaluate-model", log_prints=True)
+def evaluate_model(name: str, model: ArtifactRef, problems: ArtifactRef, cfg: EvalConfig,
+                   ctx: StageContext) -> dict[str, ArtifactRef]:
+    """{'pass@1': score artifact, 'maj': score artifact}; each manifest holds accuracy and its 95% CI."""
+    greedy = sample_completions(f"{name}-greedy", problems, model, cfg.greedy, ctx)
+    scores = {"pass@1": score_accuracy(f"{name}-pass@1", label_rewards(f"{name}-greedy", greedy, problems,
+                                                                      cfg.label, ctx), ScoreConfig(), ctx)}
+    if cfg.maj is not None:
+        voted = sample_completions(f"{name}-maj", problems, model, cfg.maj, ctx)
+        labels = label_rewards(f"{name}-maj", voted, problems, cfg.label, ctx)
+        scores["maj"] = score_accuracy(f"{name}-maj", labels, ScoreConfig(metric="maj"), ctx)
+    return scores

@@ -1,0 +1,82 @@
+"""Rejection sampling fine-tuning (Yuan et al. 2023, "Scaling Relationship on Learning Mathematical Reasoning").
+
+SFT a base model → sample K completions per training problem → label by answer → keep correct completions
+with distinct calculation paths → SFT on original + selected data from the base's own starting point →
+evaluate base, RFT and a compute-matched control (base trained further on the original data for as many steps).
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.evaluate import EvalConfig, evaluate_model
+from ray_cluster.connect import RayConfig
+from ray_cluster.generation import SamplingSpec
+from tasks.generate import GenerateConfig, sample_completions
+from tasks.label import LabelConfig, label_rewards
+from tasks.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
+from tasks.report import ReportInputs, write_report
+from tasks.select import SelectConfig, select_samples
+from tasks.stage_cache import StageContext
+from tasks.store import ArtifactRef, StoreSpec
+from tasks.train import SFTConfig, SFTSource, train_sft
+
+
+class RFTConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = "RFT on tiny-arith"
+    store: StoreSpec = StoreSpec(url=os.environ.get("WINNOW_STORE", ".winnow/store"))
+    ray: RayConfig = RayConfig()
+    show_progress: bool = True
+    data: TinyArithConfig = TinyArithConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    base_sft: SFTConfig = SFTConfig()
+    sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=16, temperature=0.7))
+    label: LabelConfig = LabelConfig(split="train")
+    select: SelectConfig = SelectConfig()
+    rft_sft: SFTConfig = Field(default=SFTConfig(), description="SFT on original + selected, from the base's init; "
+                               "the control continues the base for the same number of steps")
+    rounds: int = Field(default=1, ge=1, description="sample → select → retrain rounds (pooling all rounds)")
+    eval: EvalConfig = EvalConfig()
+
+
+class RFTResult(BaseModel):
+    report: ArtifactRef
+    report_uri: str
+    scores: dict[str, dict[str, ArtifactRef]]
+    wall_s: float
+
+
+@flow(name="rft", log_prints=True)
+def rft(cfg: RFTConfig) -> RFTResult:
+    started = time.time()
+    ctx = StageContext(store=cfg.store, ray=cfg.ray, run_id=uuid.uuid4().hex[:12], show_progress=cfg.show_progress)
+    problems = make_tiny_arith(cfg.data, ctx)
+    tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
+    original = SFTSource(ref=problems, split="train")
+    base = train_sft("base", [original], tokenizer, None, cfg.base_sft, ctx)
+    stages = {"make_tiny_arith": problems, "build_tokenizer": tokenizer, "train_sft[base]": base}
+
+    policy, pooled_labels, selections = base, [], []
+    for r in range(1, cfg.rounds + 1):
+        samples = sample_completions(f"round{r}", problems, policy, cfg.sample, ctx)
+        pooled_labels.append(label_rewards(f"round{r}", samples, problems, cfg.label, ctx))
+        selections.append(select_samples(pooled_labels, problems, cfg.select, ctx))
+        selected = SFTSource(ref=selections[-1], split="selected")
+        policy = train_sft(f"rft{r}", [original, selected], tokenizer, None, cfg.rft_sft, ctx)
+        stages |= {f"sample[round{r}]": samples, f"label[round{r}]": pooled_labels[-1],
+                   f"select[round{r}]": selections[-1], f"train_sft[rft{r}]": policy}
+
+    control = train_sft("control", [original], tokenizer, base, cfg.rft_sft, ctx)
+    stages["train_sft[control]"] = control
+    models = {"base": base, "rft": policy, "control": control}
+    scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx) for name, model in models.items()}
+    stages |= {f"score[{m}:{k}]": ref for m, d in scores.items() for k, ref in d.items()}
+    report = write_report(ReportInputs(title=cfg.title, scores=scores, selections=selections, stages=stages), ctx)
+    report_uri = f"{report.uri}/report.md"
+    print(f"report: {report_uri}")
+    return RFTResult(report=report, report_uri=report_uri, scores=scores, wall_s=time.time() - started)

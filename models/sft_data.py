@@ -1,0 +1,42 @@
+"""Turning (prompt, completion) pairs into padded training batches with a completion-only loss mask."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class TokenizedExample:
+    input_ids: list[int]
+    loss_mask: list[int]  # 1 on completion tokens (including EOS), 0 on BOS + prompt
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    """BOS + prompt tokens: the exact prefix the model saw in training, for every generation backend."""
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return bos + tokenizer.encode(prompt, add_special_tokens=False)
+
+
+def tokenize_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_len: int) -> TokenizedExample:
+    """BOS + prompt + completion + EOS; the model learns to end with EOS, which is where generation stops."""
+    prompt_ids = encode_prompt(tokenizer, prompt)
+    completion_ids = tokenizer.encode(completion, add_special_tokens=False) + [tokenizer.eos_token_id]
+    ids = (prompt_ids + completion_ids)[:max_len]
+    mask = ([0] * len(prompt_ids) + [1] * len(completion_ids))[:max_len]
+    return TokenizedExample(input_ids=ids, loss_mask=mask)
+
+
+def collate(examples: list[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded tensors: input_ids (B, T), attention_mask (B, T), loss_mask (B, T)."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(examples), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        attention[row, :n] = 1
+        loss_mask[row, :n] = torch.tensor(example.loss_mask)
+    return {"input_ids": ids, "attention_mask": attention, "loss_mask": loss_mask}

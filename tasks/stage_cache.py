@@ -1,0 +1,116 @@
+"""Content-addressed stage outputs: run a stage once per (stage, code version, config, input artifacts).
+
+A stage's key is a hash of its name, the source of the module that computes it, its config and the content
+hashes of its inputs. Same key → the committed artifact is reused; change one stage's config → its key changes,
+so do the keys of everything downstream (their inputs changed), and nothing upstream recomputes.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+from rich.console import Console
+
+from tasks.store import ArtifactRef, ArtifactStore, StoreSpec
+from ray_cluster.connect import RayConfig
+
+
+class StageContext(BaseModel):
+    """What every stage needs besides its inputs and config: where artifacts live, how to reach Ray."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: StoreSpec
+    ray: RayConfig = RayConfig()
+    run_id: str = "adhoc"
+    show_progress: bool = True
+
+    def open_store(self) -> ArtifactStore:
+        return ArtifactStore(self.store)
+
+
+def code_version(fn: Callable) -> str:
+    """Hash of the source of the module defining `fn`: editing a stage's code recomputes that stage."""
+    source = inspect.getsource(sys.modules[fn.__module__])
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def stage_key(stage: str, version: str, cfg: Any, inputs: dict[str, ArtifactRef]) -> str:
+    payload = {
+        "stage": stage,
+        "code": version,
+        "config": _plain(cfg),
+        "inputs": {name: ref.content_hash for name, ref in sorted(inputs.items())},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def run_stage(
+    ctx: StageContext,
+    stage: str,
+    cfg: Any,
+    inputs: dict[str, ArtifactRef],
+    compute: Callable[[Path], dict],
+) -> ArtifactRef:
+    """Reuse the committed output of this stage, or run `compute(out_dir) -> metrics` and commit it.
+
+    `compute` writes the artifact's files into `out_dir` and returns a dict of metrics (row counts, accuracy,
+    ...) that goes into the manifest, so reports can be built from manifests alone.
+    """
+    store = ctx.open_store()
+    version = code_version(compute)
+    key = stage_key(stage, version, cfg, inputs)
+    console = Console(stderr=True)
+    found = store.lookup(stage, key)
+    if found is not None:
+        console.print(f"[green]reused[/] {stage} ({found.short})")
+        return found
+    console.print(f"[cyan]running[/] {stage} ({stage}/{key[:12]})")
+    work = Path(tempfile.mkdtemp(prefix=f"winnow-{stage}-"))
+    try:
+        started = time.time()
+        metrics = compute(work) or {}
+        manifest = {
+            "run_id": ctx.run_id,
+            "code_version": version,
+            "config": _plain(cfg),
+            "inputs": {name: ref.model_dump() for name, ref in inputs.items()},
+            "git_revision": _git_revision(),
+            "metrics": metrics,
+            "timings": {"wall_s": round(time.time() - started, 3)},
+            "created_at": time.time(),
+        }
+        ref = store.commit(stage, key, work, manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    console.print(f"[green]done[/] {stage} in {manifest['timings']['wall_s']:.1f}s ({ref.short})")
+    return ref
+
+
+def _plain(cfg: Any) -> Any:
+    if isinstance(cfg, BaseModel):
+        return cfg.model_dump(mode="json")
+    return cfg
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5,
+                               cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -1,0 +1,51 @@
+import pytest
+
+from tasks.answers import answers_match, extract_calc_path, extract_final_answer
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("He has 3+4 = <<3+4=7>>7.\n#### 7", "7"),
+        ("#### 1,234", "1234"),
+        ("#### 18 apples\nThe end.", "18 apples"),
+        ("first #### 3\nthen #### 42  ", "42"),
+        ("####   -5 \nmore text", "-5"),
+        ("no final answer here", None),
+        ("####", ""),
+    ],
+)
+def test_extract_final_answer(text, expected):
+    assert extract_final_answer(text) == expected
+
+
+def test_extract_calc_path():
+    text = "a 3*4 = <<3*4=12>>12\nb <<12+5=17>>17\n#### 17"
+    assert extract_calc_path(text) == ("3*4=12", "12+5=17")
+    assert extract_calc_path("x << 3 * 4 = 12 >>12") == ("3*4=12",)
+    assert extract_calc_path("#### 5") == ()
+
+
+@pytest.mark.parametrize(
+    ("predicted", "reference", "expected"),
+    [
+        ("18", "18", True),
+        ("18", "18.0", True),
+        ("1/2", "0.5", True),
+        ("1000", "1,000", True),
+        ("-3", "-3", True),
+        ("17", "18", False),
+        (None, "18", False),
+        ("", "18", False),
+        ("banana", "18", False),
+    ],
+)
+def test_answers_match(predicted, reference, expected):
+    assert answers_match(predicted, reference) is expected
+
+
+def test_answers_match_works_off_main_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(answers_match, "0.5", "1/2").result() is True
