@@ -1,7 +1,7 @@
 """A small word-level tokenizer with one token per digit, built locally from the training texts.
 
 Splitting numbers into digits (MathGLM, Yang et al. 2023) lets a tiny model learn arithmetic digit by digit
-instead of memorising one embedding per number. Every whitespace character is its own token and the decoder
+instead of memorising one embedding per number. Words and symbols carry their leading space; other whitespace\ncharacters are tokens of their own, and the decoder
 concatenates tokens with no separator, so `decode(encode(text)) == text` exactly for any text whose words
 were seen in training: spaces and newlines of the GSM8K format survive the round trip.
 
@@ -17,8 +17,9 @@ from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
-# One digit, one run of ASCII letters, one whitespace character, or any other single character.
-SPLIT_PATTERN = r"\d|[A-Za-z]+|\s|[^\sA-Za-z\d]"
+# One digit; a run of ASCII letters, a GSM8K calculator bracket `<<`/`>>`, or one other symbol, each with its leading space attached (GPT-2 style,
+# which halves sequence length and so the cost of sampling); or one whitespace character.
+SPLIT_PATTERN = r"\d| ?[A-Za-z]+| ?<<|>>| ?[^\sA-Za-z\d]|\s"
 # Always in the vocabulary, so numbers and symbols never become <unk> even if the texts lack some.
 _ALWAYS_KNOWN = string.digits + string.punctuation + string.whitespace
 
@@ -26,6 +27,7 @@ _ALWAYS_KNOWN = string.digits + string.punctuation + string.whitespace
 def _with_base_characters(texts: Iterable[str]) -> Iterator[str]:
     yield from texts
     yield _ALWAYS_KNOWN
+    yield " " + " ".join(string.punctuation)  # the space-prefixed symbols too
 
 
 def build_digit_tokenizer(texts: Iterable[str], model_max_length: int = 1024) -> PreTrainedTokenizerFast:

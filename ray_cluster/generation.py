@@ -49,6 +49,7 @@ class EngineSpec(BaseModel):
     kv_cache_gib: int = Field(default=2, ge=1, description="vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
     dtype: str = "float32"
     max_model_len: int = Field(default=512, ge=16)
+    seed: int = Field(default=0, description="engine seed (vLLM on CPU: the only seed, see VLLMBackend)")
 
 
 class GenerationBackend(Protocol):
@@ -129,9 +130,14 @@ class VLLMBackend:
         from transformers import AutoTokenizer
         from vllm import LLM
 
+        import torch
+
+        # vLLM 0.32's CPU sampler cannot take per-request seeds ("CPU Generator does not use offset"): on CPU
+        # the engine seed alone makes a run reproducible, not each prompt independently of its batch.
+        self.per_request_seed = torch.cuda.is_available()
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.llm = LLM(model=str(model_dir), dtype=spec.dtype, enforce_eager=spec.enforce_eager,
-                       max_model_len=spec.max_model_len, seed=0, disable_log_stats=True)
+                       max_model_len=spec.max_model_len, seed=spec.seed, disable_log_stats=True)
         self.model_id, self.spec = model_id, spec
 
     def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
@@ -143,7 +149,8 @@ class VLLMBackend:
         encoded = [encode_prompt(self.tokenizer, p.text) for p in prompts]
         params = [SamplingParams(
             n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or -1,
-            max_tokens=sampling.max_tokens, stop=sampling.stop or None, seed=prompt_seed(sampling.seed, p.prompt_id),
+            max_tokens=sampling.max_tokens, stop=sampling.stop or None,
+            seed=prompt_seed(sampling.seed, p.prompt_id) if self.per_request_seed else None,
         ) for p in prompts]
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in encoded], params, use_tqdm=False)
         elapsed = (time.time() - started) / max(1, len(prompts) * sampling.n)

@@ -55,6 +55,9 @@ def train_sft(
         store = ctx.open_store()
         tok = AutoTokenizer.from_pretrained(store.local_path(tokenizer))
         rows = [row for s in sources for row in _checked_rows(read_rows(store, s.ref, s.split), s)]
+        if not rows:
+            raise ValueError("no usable (prompt, completion) rows in " + ", ".join(
+                f"{s.ref.short}/{s.split}.parquet" for s in sources))
         examples = [tokenize_pair(tok, r["prompt"], r["completion"], cfg.optim.max_len) for r in rows]
         job = SFTJob(tokenizer=store.folder(tokenizer), init=store.folder(init) if init else None,
                      size=cfg.model, init_seed=cfg.init_seed, optim=cfg.optim, examples=examples)
@@ -77,6 +80,6 @@ def _checked_rows(rows: list[dict], source: SFTSource) -> list[dict]:
                   f"expected non-empty string fields 'prompt' and 'completion'")
             continue
         good.append(row)
-    if not good:
-        raise ValueError(f"{source.ref.short}/{source.split}.parquet has no usable (prompt, completion) rows")
+    if not good:  # e.g. a round where no sample was correct: train on the other sources
+        print(f"warning: {source.ref.short}/{source.split}.parquet has no usable rows")
     return good

@@ -144,13 +144,14 @@ def render_question(person: Person, item: Item, start: int, units: list[Event | 
 
 
 _STEP_TEMPLATES: tuple[tuple[str, str], ...] = (
-    ("boxes", "The {containers} hold {expr} {noun}."),
-    ("add", "{name} now has {expr} {noun}."),
-    ("sub", "{name} now has {expr} {noun} left."),
-    ("mul", "{name} then has {expr} {noun}."),
-    ("div", "Each share is {expr} {noun}, so {subj} keeps {c}."),
-    ("gain_total", "Together {subj} gets {expr} more {noun}."),
-    ("loss_total", "Together {subj} loses {expr} {noun}."),
+    # Short lines: every token of a solution is paid for in training and in sampling K times per problem.
+    ("boxes", "The {containers} hold {expr}."),
+    ("add", "{name} has {expr}."),
+    ("sub", "{name} has {expr} left."),
+    ("mul", "{name} then has {expr}."),
+    ("div", "Each share is {expr}."),
+    ("gain_total", "{subj} gets {expr} more."),
+    ("loss_total", "{subj} loses {expr}."),
 )
 
 

@@ -1,0 +1,61 @@
+"""Shared fixtures: a real S3 endpoint over HTTP (moto server), a store per backend, a local Ray cluster."""
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+
+from winnow.env import apply_defaults
+
+apply_defaults()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server on a loopback port: s3fs talks real HTTP to it."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture()
+def s3_store_spec(s3_endpoint):
+    import s3fs
+
+    from tasks.store import StoreSpec
+
+    options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": s3_endpoint,
+                                                                        "region_name": "us-east-1"}}
+    bucket = f"winnow-{uuid.uuid4().hex[:8]}"
+    s3fs.S3FileSystem(**options).mkdir(bucket)
+    return StoreSpec(url=f"s3://{bucket}/prefix", storage_options=options)
+
+
+@pytest.fixture(params=["file", "s3"])
+def store_spec(request, tmp_path):
+    """The same tests against a local folder and against S3 over HTTP."""
+    from tasks.store import StoreSpec
+
+    if request.param == "file":
+        return StoreSpec(url=str(tmp_path / "store"))
+    return request.getfixturevalue("s3_store_spec").model_copy(update={"cache_dir": str(tmp_path / "cache")})
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    from ray_cluster.connect import RayConfig, ensure_ray, shutdown_ray
+
+    ensure_ray(RayConfig(num_cpus=2, object_store_mb=256))
+    yield
+    shutdown_ray()
