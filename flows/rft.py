@@ -55,6 +55,7 @@ class RFTResult(BaseModel):
 def rft(cfg: RFTConfig) -> RFTResult:
     started = time.time()
     ctx = StageContext(store=cfg.store, ray=cfg.ray, run_id=uuid.uuid4().hex[:12], show_progress=cfg.show_progress)
+    ctx.open_store().check()
     problems = make_tiny_arith(cfg.data, ctx)
     tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
     original = SFTSource(ref=problems, split="train")

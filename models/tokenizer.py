@@ -28,6 +28,7 @@ def _with_base_characters(texts: Iterable[str]) -> Iterator[str]:
     yield from texts
     yield _ALWAYS_KNOWN
     yield " " + " ".join(string.punctuation)  # the space-prefixed symbols too
+    yield "<< <<>>"  # calculator brackets, with and without a leading space
 
 
 def build_digit_tokenizer(texts: Iterable[str], model_max_length: int = 1024) -> PreTrainedTokenizerFast:

@@ -61,6 +61,19 @@ class ArtifactStore:
         if self.is_local:
             self.fs.makedirs(self.root, exist_ok=True)
 
+    def check(self) -> None:
+        """Fail at start, not after an hour of work, when the store cannot be written."""
+        if self.is_local:
+            return
+        bucket = self.root.split("/", 1)[0]
+        try:
+            found = self.fs.exists(bucket)
+        except Exception as exc:  # endpoint down, bad credentials, ...
+            raise ConnectionError(f"store {self.spec.url}: cannot reach the object store: {exc}") from exc
+        if not found:
+            raise FileNotFoundError(f"store {self.spec.url}: bucket {bucket!r} does not exist "
+                                    "(create it, or set store.url to an existing bucket)")
+
     # ---- addressing -------------------------------------------------------------------------------------
     def url_of(self, path: str) -> str:
         return path if self.is_local else f"{self.protocol}://{path}"

@@ -144,14 +144,15 @@ def render_question(person: Person, item: Item, start: int, units: list[Event | 
 
 
 _STEP_TEMPLATES: tuple[tuple[str, str], ...] = (
-    # Short lines: every token of a solution is paid for in training and in sampling K times per problem.
+    # Short lines without names: every solution token is paid for in training and K times in sampling, and a
+    # name to copy adds nothing to the reasoning being measured.
     ("boxes", "The {containers} hold {expr}."),
-    ("add", "{name} has {expr}."),
-    ("sub", "{name} has {expr} left."),
-    ("mul", "{name} then has {expr}."),
+    ("add", "Adding gives {expr}."),
+    ("sub", "Taking away leaves {expr}."),
+    ("mul", "Multiplying gives {expr}."),
     ("div", "Each share is {expr}."),
-    ("gain_total", "{subj} gets {expr} more."),
-    ("loss_total", "{subj} loses {expr}."),
+    ("gain_total", "The gains total {expr}."),
+    ("loss_total", "The losses total {expr}."),
 )
 
 

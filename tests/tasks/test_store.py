@@ -75,3 +75,12 @@ def test_parquet_tables_are_readable_by_datasets(store_spec, tmp_path):
     assert [row["x"] for row in loaded] == [1, 2]
     with pytest.raises(FileNotFoundError, match="no table 'test'"):
         read_rows(store, ref, "test")
+
+
+def test_missing_bucket_fails_at_start_naming_it(s3_store_spec):
+    from tasks.store import StoreSpec
+
+    spec = StoreSpec(url="s3://no-such-bucket/x", storage_options=s3_store_spec.storage_options)
+    with pytest.raises(FileNotFoundError, match="bucket 'no-such-bucket' does not exist"):
+        ArtifactStore(spec).check()
+    ArtifactStore(s3_store_spec).check()

