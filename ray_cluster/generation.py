@@ -48,7 +48,7 @@ class EngineSpec(BaseModel):
     enforce_eager: bool = Field(default=True, description="vLLM: skip torch.compile/graphs (faster start)")
     kv_cache_gib: int = Field(default=2, ge=1, description="vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
     dtype: str = "float32"
-    max_model_len: int = Field(default=512, ge=16)
+    max_model_len: int | None = Field(default=None, ge=16, description="vLLM context; None: the model's own")
     seed: int = Field(default=0, description="engine seed (vLLM on CPU: the only seed, see VLLMBackend)")
 
 

@@ -1,0 +1,49 @@
+import math
+
+import pytest
+import torch
+
+from models.losses import get_loss, sft_loss
+from models.sft_data import TokenizedExample, collate
+from models.sft_train import OptimConfig, batch_stream, lr_factor
+
+
+def test_sft_loss_hand_computed_and_masks_prompt_and_padding():
+    # vocab 2, T=3: logits at t predict token t+1; only position 1->2 target is in the completion mask
+    logits = torch.zeros(1, 3, 2)
+    logits[0, 1] = torch.tensor([0.0, math.log(3.0)])  # p(token 1) = 3/4
+    logits[0, 0] = torch.tensor([5.0, -5.0])  # predicts the prompt token: must be ignored
+    ids = torch.tensor([[0, 0, 1]])
+    mask = torch.tensor([[0, 0, 1]])
+    assert sft_loss(logits, ids, mask).item() == pytest.approx(-math.log(0.75), abs=1e-6)
+    assert get_loss("sft") is sft_loss
+    with pytest.raises(KeyError, match="unknown loss 'nope'"):
+        get_loss("nope")
+
+
+def test_collate_right_pads_and_masks():
+    batch = collate([TokenizedExample([5, 6, 7], [0, 1, 1]), TokenizedExample([5], [0])], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["loss_mask"].tolist() == [[0, 1, 1], [0, 0, 0]]
+
+
+def test_lr_schedule_warms_up_then_decays_to_floor():
+    cfg = OptimConfig(steps=110, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_factor(0, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0)
+    assert lr_factor(60, cfg) == pytest.approx(0.55)
+    assert lr_factor(110, cfg) == pytest.approx(0.1)
+
+
+def test_batch_stream_workers_split_each_global_batch_and_cover_the_epoch():
+    examples = [TokenizedExample([i] * (1 + i % 5), [1] * (1 + i % 5)) for i in range(32)]
+    ranks = [batch_stream(examples, per_worker_batch=4, seed=3, rank=r, world=2) for r in range(2)]
+    seen = []
+    for _ in range(4):  # one epoch = 32 examples = 4 global batches of 8
+        parts = [next(stream) for stream in ranks]
+        ids = [[e.input_ids[0] for e in part] for part in parts]
+        assert not set(ids[0]) & set(ids[1])
+        seen += ids[0] + ids[1]
+    assert sorted(seen) == list(range(32))

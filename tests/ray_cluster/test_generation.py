@@ -1,0 +1,70 @@
+"""Generation backends and the engine pool on a tiny random model (CPU)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.tiny_llama import ModelSize, build_tiny_llama, save_model_folder
+from models.tokenizer import build_digit_tokenizer
+from ray_cluster.engine_pool import PoolResources, run_shards
+from ray_cluster.folders import RemoteFolder
+from ray_cluster.generation import EngineSpec, PromptRecord, SamplingSpec, open_backend
+
+TEXTS = [f"Question: Tom has {i} apples. He buys {i + 2} more.\nAnswer: Adding gives {i}+{i + 2} = "
+         f"<<{i}+{i + 2}={2 * i + 2}>>{2 * i + 2}.\n#### {2 * i + 2}" for i in range(30)]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    tokenizer = build_digit_tokenizer(TEXTS)
+    model = build_tiny_llama(ModelSize(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), tokenizer, 0)
+    save_model_folder(model, tokenizer, folder)
+    return folder
+
+
+def _prompts(n: int) -> list[PromptRecord]:
+    return [PromptRecord(prompt_id=f"p{i}", text=f"Question: Tom has {i} apples.\nAnswer:") for i in range(n)]
+
+
+def test_hf_backend_returns_n_records_per_prompt(tiny_model):
+    backend = open_backend(tiny_model, "tiny", EngineSpec(backend="hf", batch_size=3), threads=1)
+    records = backend.generate(_prompts(5), SamplingSpec(n=2, temperature=1.0, max_tokens=8))
+    assert [(r.prompt_id, r.sample_index) for r in records] == [(f"p{i}", k) for i in range(5) for k in range(2)]
+    for r in records:
+        assert r.model_id == "tiny" and 0 < r.completion_tokens <= 8 and r.prompt_tokens > 5
+        assert r.finish_reason in {"stop", "length"}
+        assert r.finish_reason == "stop" or r.completion_tokens == 8
+
+
+def test_hf_greedy_is_deterministic_and_independent_of_batching(tiny_model):
+    spec = SamplingSpec(n=1, temperature=0.0, max_tokens=10)
+    one = open_backend(tiny_model, "t", EngineSpec(backend="hf", batch_size=1), 1).generate(_prompts(4), spec)
+    four = open_backend(tiny_model, "t", EngineSpec(backend="hf", batch_size=4), 1).generate(_prompts(4), spec)
+    assert [r.text for r in one] == [r.text for r in four]
+
+
+@pytest.mark.slow
+def test_vllm_and_hf_agree_on_greedy_text(tiny_model):
+    """The two backends are interchangeable: same prompt tokens, same model, same greedy continuation."""
+    spec = SamplingSpec(n=1, temperature=0.0, max_tokens=12)
+    hf = open_backend(tiny_model, "t", EngineSpec(backend="hf"), 2).generate(_prompts(6), spec)
+    vllm = open_backend(tiny_model, "t", EngineSpec(backend="vllm"), 2)
+    try:
+        fast = vllm.generate(_prompts(6), spec)
+    finally:
+        vllm.close()
+    assert [r.text for r in fast] == [r.text for r in hf]
+    assert [r.completion_tokens for r in fast] == [r.completion_tokens for r in hf]
+
+
+def test_engine_pool_runs_every_shard_once(tiny_model, ray_local):
+    shards = {i: _prompts(7)[i * 2: i * 2 + 2] for i in range(4)}
+    done: dict[int, list] = {}
+    run_shards(RemoteFolder(uri=str(tiny_model)), "tiny", EngineSpec(backend="hf"),
+               PoolResources(num_engines=2, cpus_per_engine=1), shards,
+               SamplingSpec(n=3, temperature=1.0, max_tokens=6), lambda sid, recs: done.setdefault(sid, recs))
+    assert sorted(done) == [0, 1, 2, 3]
+    rows = [(r.prompt_id, r.sample_index) for recs in done.values() for r in recs]
+    assert sorted(rows) == sorted((f"p{i}", k) for i in range(7) for k in range(3))

@@ -1,0 +1,26 @@
+"""The CLI fails fast on bad config, naming the field, before starting Prefect or Ray."""
+from typer.testing import CliRunner
+
+from winnow.cli import app
+
+
+def test_bad_override_exits_2_naming_the_field():
+    result = CliRunner().invoke(app, ["run", "rft", "-c", "smoke", "-s", "sample.sampling.n=zero"])
+    assert result.exit_code == 2
+    assert "sample.sampling.n" in result.output and "valid integer" in result.output
+
+
+def test_unknown_flow_is_refused():
+    result = CliRunner().invoke(app, ["run", "nope"])
+    assert result.exit_code != 0 and "unknown flow 'nope'" in result.output
+
+
+def test_ls_lists_committed_artifacts(tmp_path):
+    from tasks.store import ArtifactStore, StoreSpec
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.txt").write_text("x")
+    ArtifactStore(StoreSpec(url=str(tmp_path / "s"))).commit(
+        "make_tiny_arith", "abc123", tmp_path / "d", {"metrics": {"train_rows": 7}, "timings": {"wall_s": 1.0}})
+    result = CliRunner().invoke(app, ["ls", "--store", str(tmp_path / "s")])
+    assert result.exit_code == 0 and "make_tiny_arith" in result.output and "train_rows=7" in result.output
