@@ -131,7 +131,11 @@ class ArtifactStore:
         content_hash = _hash_files(local_dir, files)
         data_dir = f"{self._artifact_dir(stage, key)}/data-{uuid.uuid4().hex[:12]}"
         self.fs.makedirs(data_dir, exist_ok=True)
-        self.fs.put([str(p) for p in files], [f"{data_dir}/{p.relative_to(local_dir).as_posix()}" for p in files])
+        targets = [f"{data_dir}/{p.relative_to(local_dir).as_posix()}" for p in files]
+        if self.is_local:  # object stores have no folders; a local filesystem needs them first
+            for parent in {t.rsplit("/", 1)[0] for t in targets}:
+                self.fs.makedirs(parent, exist_ok=True)
+        self.fs.put([str(p) for p in files], targets)
         full = {
             **manifest,
             "stage": stage,

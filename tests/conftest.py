@@ -35,8 +35,8 @@ def s3_store_spec(s3_endpoint):
 
     from tasks.store import StoreSpec
 
-    options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": s3_endpoint,
-                                                                        "region_name": "us-east-1"}}
+    # no region_name: moto refuses a bucket-creation request that names one (shared/STACK.md)
+    options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": s3_endpoint}}
     bucket = f"winnow-{uuid.uuid4().hex[:8]}"
     s3fs.S3FileSystem(**options).mkdir(bucket)
     return StoreSpec(url=f"s3://{bucket}/prefix", storage_options=options)
