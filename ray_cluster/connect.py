@@ -39,8 +39,8 @@ def ensure_ray(cfg: RayConfig) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_mb * 1024 * 1024,
-                 include_dashboard=False, **kwargs)
+        # The dashboard stays on: Ray Train's placement-group cleaner polls the State API it serves.
+        ray.init(num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_mb * 1024 * 1024, **kwargs)
 
 
 def shutdown_ray() -> None:
