@@ -19,7 +19,7 @@ TEXTS = [f"Question: Tom has {i} apples. He buys {i + 2} more.\nAnswer: Adding g
 def tiny_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model")
     tokenizer = build_digit_tokenizer(TEXTS)
-    model = build_tiny_llama(ModelSize(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), tokenizer, 0)
+    model = build_tiny_llama(ModelSize(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128), tokenizer, 0)  # vLLM CPU needs head_dim>=32
     save_model_folder(model, tokenizer, folder)
     return folder
 
