@@ -26,11 +26,11 @@ class EvalConfig(BaseModel):
 def evaluate_model(name: str, model: ArtifactRef, problems: ArtifactRef, cfg: EvalConfig,
                    ctx: StageContext) -> dict[str, ArtifactRef]:
     """{'pass@1': score artifact, 'maj': score artifact}; each manifest holds accuracy and its 95% CI."""
-    greedy = sample_completions(f"{name}-greedy", problems, model, cfg.greedy, ctx)
+    greedy = sample_completions(f"{name}-greedy", problems, {name: model}, cfg.greedy, ctx)
     scores = {"pass@1": score_accuracy(f"{name}-pass@1", label_rewards(f"{name}-greedy", greedy, problems,
                                                                       cfg.label, ctx), ScoreConfig(), ctx)}
     if cfg.maj is not None:
-        voted = sample_completions(f"{name}-maj", problems, model, cfg.maj, ctx)
+        voted = sample_completions(f"{name}-maj", problems, {name: model}, cfg.maj, ctx)
         labels = label_rewards(f"{name}-maj", voted, problems, cfg.label, ctx)
         scores["maj"] = score_accuracy(f"{name}-maj", labels, ScoreConfig(metric="maj"), ctx)
     return scores

@@ -41,6 +41,8 @@ class RFTConfig(BaseModel):
     rft_sft: SFTConfig = Field(default=SFTConfig(), description="SFT on original + selected, from the base's init; "
                                "the control continues the base for the same number of steps")
     rounds: int = Field(default=1, ge=1, description="sample → select → retrain rounds (pooling all rounds)")
+    pool_seeds: list[int] = Field(default_factory=list, description="RFT-U: extra base models (these init seeds) "
+                                  "whose samples are pooled with the base's in round 1")
     eval: EvalConfig = EvalConfig()
 
 
@@ -61,14 +63,19 @@ def rft(cfg: RFTConfig) -> RFTResult:
     original = SFTSource(ref=problems, split="train")
     base = train_sft("base", [original], tokenizer, None, cfg.base_sft, ctx)
     stages = {"make_tiny_arith": problems, "build_tokenizer": tokenizer, "train_sft[base]": base}
+    samplers = {"base": base} | {
+        f"base-seed{seed}": train_sft(f"base-seed{seed}", [original], tokenizer, None,
+                                      cfg.base_sft.model_copy(update={"init_seed": seed}), ctx)
+        for seed in cfg.pool_seeds}
 
     policy, pooled_labels, selections = base, [], []
     for r in range(1, cfg.rounds + 1):
-        samples = sample_completions(f"round{r}", problems, policy, cfg.sample, ctx)
+        samples = sample_completions(f"round{r}", problems, samplers, cfg.sample, ctx)
         pooled_labels.append(label_rewards(f"round{r}", samples, problems, cfg.label, ctx))
         selections.append(select_samples(pooled_labels, problems, cfg.select, ctx))
         selected = SFTSource(ref=selections[-1], split="selected")
         policy = train_sft(f"rft{r}", [original, selected], tokenizer, None, cfg.rft_sft, ctx)
+        samplers = {f"rft{r}": policy}
         stages |= {f"sample[round{r}]": samples, f"label[round{r}]": pooled_labels[-1],
                    f"select[round{r}]": selections[-1], f"train_sft[rft{r}]": policy}
 

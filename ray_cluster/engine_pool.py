@@ -5,6 +5,7 @@ persists each shard as it arrives, so finished work survives a crash of the driv
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +20,7 @@ class PoolResources(BaseModel):
     gpus_per_engine: float = Field(default=0, ge=0, description="GPUs per engine actor (0 on CPU machines)")
     cpus_per_engine: int = Field(default=2, ge=1, description="CPU threads per engine")
     max_shard_retries: int = Field(default=2, ge=0, description="re-runs of a shard whose engine died")
+    restart_timeout_s: float = Field(default=600, gt=0, description="how long to wait for a dead engine to restart")
 
 
 class GenerationEngine:
@@ -32,6 +34,9 @@ class GenerationEngine:
 
     def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
         return self.backend.generate(prompts, sampling)
+
+    def ping(self) -> bool:
+        return True
 
     def close(self) -> None:
         self.backend.close()
@@ -56,35 +61,74 @@ def run_shards(
     if not shards:
         return
     actor_cls = ray.remote(GenerationEngine).options(
-        num_cpus=resources.cpus_per_engine, num_gpus=resources.gpus_per_engine, max_restarts=1,
+        num_cpus=resources.cpus_per_engine, num_gpus=resources.gpus_per_engine,
+        max_restarts=resources.max_shard_retries,  # a dead engine comes back (new process) for the retry
     )
     n_engines = min(resources.num_engines, len(shards))
     engines = [actor_cls.remote(model, model_id, spec, resources.cpus_per_engine) for _ in range(n_engines)]
-    pending = sorted(shards)
-    attempts = {shard_id: 0 for shard_id in shards}
-    running: dict = {}  # object ref -> (engine, shard id)
     try:
-        while pending or running:
-            busy = {id(engine) for engine, _ in running.values()}
-            for engine in engines:
-                if pending and id(engine) not in busy:
-                    shard_id = pending.pop(0)
-                    running[engine.generate.remote(shards[shard_id], sampling)] = (engine, shard_id)
-            done, _ = ray.wait(list(running), num_returns=1)
-            engine, shard_id = running.pop(done[0])
-            try:
-                records = ray.get(done[0])
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
-                attempts[shard_id] += 1
-                if attempts[shard_id] > resources.max_shard_retries:
-                    raise ShardFailed(f"shard {shard_id} failed {attempts[shard_id]} times; last: {exc}") from exc
-                pending.insert(0, shard_id)  # the actor restarts (max_restarts); retry the shard first
-                continue
-            on_shard_done(shard_id, records)
+        _Dispatch(engines, shards, sampling, resources, on_shard_done).run()
     finally:
         for engine in engines:
             try:
                 ray.get(engine.close.remote(), timeout=60)
             except Exception:  # a dead engine has nothing left to close
                 pass
-            ray.kill(engine)
+            ray.kill(engine, no_restart=True)
+
+
+class _Dispatch:
+    """Free-engine dispatch: each engine takes the next pending shard as soon as it is idle. An engine that
+    dies is restarted by Ray; its shard goes back to the front of the queue, and the engine gets work again
+    once it answers a ping (a restarting actor rejects calls, and that must not count as a shard failure)."""
+
+    def __init__(self, engines: list, shards: dict[int, list[PromptRecord]], sampling: SamplingSpec,
+                 resources: PoolResources, on_shard_done: Callable[[int, list[CompletionRecord]], None]):
+        self.engines, self.shards, self.sampling = list(engines), shards, sampling
+        self.resources, self.on_shard_done = resources, on_shard_done
+        self.pending = sorted(shards)
+        self.attempts = {shard_id: 0 for shard_id in shards}
+        self.running: dict = {}  # object ref -> (engine, shard id, or None for a readiness ping)
+        self.restart_deadline: dict[int, float] = {}  # id(engine) -> give up waiting for its restart
+
+    def run(self) -> None:
+        import ray
+
+        while self.pending or any(shard is not None for _, shard in self.running.values()):
+            if not self.engines:
+                raise ShardFailed(f"every engine died; shards {self.pending} not generated")
+            self._dispatch()
+            done, _ = ray.wait(list(self.running), num_returns=1)
+            engine, shard_id = self.running.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                self._engine_failed(engine, shard_id, exc)
+                continue
+            if shard_id is not None:
+                self.on_shard_done(shard_id, result)
+            self.restart_deadline.pop(id(engine), None)
+
+    def _dispatch(self) -> None:
+        busy = {id(engine) for engine, _ in self.running.values()}
+        for engine in self.engines:
+            if self.pending and id(engine) not in busy:
+                shard_id = self.pending.pop(0)
+                self.running[engine.generate.remote(self.shards[shard_id], self.sampling)] = (engine, shard_id)
+
+    def _engine_failed(self, engine, shard_id: int | None, exc: Exception) -> None:
+        import ray
+
+        if shard_id is not None:
+            self.attempts[shard_id] += 1
+            if self.attempts[shard_id] > self.resources.max_shard_retries:
+                raise ShardFailed(f"shard {shard_id} failed {self.attempts[shard_id]} times "
+                                  f"(prompts {self.shards[shard_id][0].prompt_id}...); last error: {exc}") from exc
+            self.pending.insert(0, shard_id)  # retried first, on whichever engine is free next
+        deadline = self.restart_deadline.setdefault(id(engine), time.time() + self.resources.restart_timeout_s)
+        restarting = isinstance(exc, ray.exceptions.ActorUnavailableError) or shard_id is not None
+        if restarting and time.time() < deadline:
+            time.sleep(0.25)
+            self.running[engine.ping.remote()] = (engine, None)
+        else:  # out of restarts, or it never came back: go on with the other engines
+            self.engines.remove(engine)

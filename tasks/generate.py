@@ -1,18 +1,28 @@
-"""The generation stage: prompts of one split × a model → K completions per prompt, via the engine pool on Ray."""
+"""The generation stage: prompts of one split × one or more models → K completions per prompt, via engine pools on Ray.
+
+Prompts are cut into shards; each finished shard is saved to the store at once (a stage part), so a rerun after a
+crash (driver killed, engine lost) generates only the shards that are missing. Several models pool their samples
+in one artifact (RFT-U in Yuan et al. 2023), each row naming the model that wrote it.
+"""
 from __future__ import annotations
 
+import re
+import tempfile
 from pathlib import Path
+
+import pyarrow as pa
 
 from prefect import task
 from prefect.cache_policies import NONE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ray_cluster.connect import ensure_ray
 from ray_cluster.engine_pool import PoolResources, run_shards
 from ray_cluster.generation import CompletionRecord, EngineSpec, PromptRecord, SamplingSpec
+from ray_cluster.model_inputs import check_causal_lm, read_model_config
 from tasks.progress import progress_bar
-from tasks.stage_cache import StageContext, run_stage
-from tasks.store import ArtifactRef
+from tasks.stage_cache import StageContext, StageParts, run_stage
+from tasks.store import ArtifactRef, ArtifactStore
 from tasks.tables import read_rows, write_rows
 
 
@@ -25,35 +35,114 @@ class GenerateConfig(BaseModel):
     pool: PoolResources = PoolResources()
     shard_size: int = Field(default=256, ge=1, description="prompts per shard dispatched to an engine")
 
+    @model_validator(mode="after")
+    def _tp_fits_gpus(self) -> "GenerateConfig":
+        tp = self.engine.tensor_parallel_size
+        if tp > 1 and self.pool.gpus_per_engine < tp:
+            raise ValueError(f"engine.tensor_parallel_size={tp} needs pool.gpus_per_engine >= {tp} "
+                             f"(got {self.pool.gpus_per_engine})")
+        return self
+
+
+# Fixed column types: a shard whose rows all lack logprobs must still concatenate with one that has them.
+SAMPLES_SCHEMA = pa.schema([
+    ("prompt_id", pa.string()), ("sample_index", pa.int64()), ("model_id", pa.string()), ("text", pa.string()),
+    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("finish_reason", pa.string()),
+    ("gen_s", pa.float64()), ("cumulative_logprob", pa.float64()), ("error", pa.string()),
+])
+
+
+def _part_name(model_name: str, shard_id: int) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', model_name)}--{shard_id:05d}.parquet"
+
+
+def check_models(store: ArtifactStore, models: dict[str, ArtifactRef]) -> None:
+    """Every model is a causal LM folder: checked from config.json before any engine starts."""
+    if not models:
+        raise ValueError("sample_completions: no models given")
+    for name, ref in models.items():
+        folder = store.folder(ref).uri
+        fs, path = store.fs, folder.split("://", 1)[-1]
+        check_causal_lm(read_model_config(fs, path), f"model {name!r} ({folder})")
+
+
+def load_prompts(store: ArtifactStore, problems: ArtifactRef, cfg: GenerateConfig) -> list[PromptRecord]:
+    rows = read_rows(store, problems, cfg.split)[: cfg.limit]
+    prompts = []
+    for i, row in enumerate(rows):
+        if not isinstance(row.get("id"), str) or not isinstance(row.get("prompt"), str):
+            raise ValueError(f"{problems.short}/{cfg.split}.parquet row {i}: expected string fields 'id' and "
+                             f"'prompt', got id={row.get('id')!r}, prompt={str(row.get('prompt'))[:40]!r}")
+        prompts.append(PromptRecord(prompt_id=row["id"], text=row["prompt"]))
+    if not prompts:
+        raise ValueError(f"{problems.short}/{cfg.split}.parquet has no prompts to generate from")
+    return prompts
+
 
 @task(name="sample_completions", retries=1, cache_policy=NONE, task_run_name="sample_completions[{name}]")
 def sample_completions(
-    name: str, problems: ArtifactRef, model: ArtifactRef, cfg: GenerateConfig, ctx: StageContext
+    name: str, problems: ArtifactRef, models: dict[str, ArtifactRef], cfg: GenerateConfig, ctx: StageContext
 ) -> ArtifactRef:
-    """samples.parquet: one row per (prompt_id, sample_index) with the completion text and token counts."""
+    """samples.parquet: one row per (model_id, prompt_id, sample_index) with the text, token counts, finish
+    reason and timing; `model_id` is the name the model has in `models`."""
 
-    def compute(out: Path) -> dict:
+    def compute(out: Path, parts: StageParts) -> dict:
         store = ctx.open_store()
-        rows = read_rows(store, problems, cfg.split)[: cfg.limit]
-        prompts = [PromptRecord(prompt_id=r["id"], text=r["prompt"]) for r in rows]
-        if not prompts:
-            raise ValueError(f"{problems.short}/{cfg.split}.parquet has no prompts to generate from")
+        prompts = load_prompts(store, problems, cfg)
+        check_models(store, models)
         shards = {i: prompts[s: s + cfg.shard_size] for i, s in enumerate(range(0, len(prompts), cfg.shard_size))}
-        results: dict[int, list[CompletionRecord]] = {}
-        ensure_ray(ctx.ray)
-        total = len(prompts) * cfg.sampling.n
+        finished = parts.finished()
+        todo = {m: {i: shard for i, shard in shards.items() if _part_name(m, i) not in finished} for m in models}
+        resumed = len(models) * len(shards) - sum(len(t) for t in todo.values())
+        done_prompts = sum(len(shards[i]) for m in models for i in shards if i not in todo[m])
+        scratch = Path(tempfile.mkdtemp(prefix="winnow-shards-"))
+        total = len(models) * len(prompts) * cfg.sampling.n
         with progress_bar(f"generate {name}", total, ctx.show_progress, "completions") as bar:
-            def keep(shard_id: int, records: list[CompletionRecord]) -> None:
-                results[shard_id] = records
-                bar.advance(len(records))
+            bar.advance(done_prompts * cfg.sampling.n)
+            for model_name, model_todo in todo.items():
+                if not model_todo:
+                    continue
+                ensure_ray(ctx.ray)
 
-            run_shards(store.folder(model), model.short, cfg.engine, cfg.pool, shards, cfg.sampling, keep)
-        samples = [r.model_dump() for shard_id in sorted(results) for r in results[shard_id]]
-        write_rows(out / "samples.parquet", samples)
-        gen_s = sum(r["gen_s"] for r in samples)
-        tokens = sum(r["completion_tokens"] for r in samples)
-        return {"prompts": len(prompts), "samples": len(samples), "completion_tokens": tokens,
-                "tokens_per_s": round(tokens / gen_s, 1) if gen_s else None,
-                "truncated": sum(r["finish_reason"] == "length" for r in samples)}
+                def persist(shard_id: int, records: list[CompletionRecord], model_name: str = model_name) -> None:
+                    local = scratch / _part_name(model_name, shard_id)
+                    write_rows(local, [r.model_dump() for r in records], SAMPLES_SCHEMA)
+                    parts.put(local.name, local)  # saved before the next shard starts: survives a crash
+                    bar.advance(len(records))
 
-    return run_stage(ctx, "sample_completions", cfg, {"problems": problems, "model": model}, compute)
+                run_shards(store.folder(models[model_name]), model_name, cfg.engine, cfg.pool, model_todo,
+                           cfg.sampling, persist)
+        samples = _gather(parts, [_part_name(m, i) for m in models for i in sorted(shards)], scratch)
+        write_rows(out / "samples.parquet", samples, SAMPLES_SCHEMA)
+        return _metrics(samples, len(prompts), len(models) * len(shards), resumed)
+
+    inputs = {"problems": problems, **{f"model:{m}": ref for m, ref in models.items()}}
+    return run_stage(ctx, "sample_completions", cfg, inputs, compute, resumable=True)
+
+
+def _gather(parts: StageParts, names: list[str], scratch: Path) -> list[dict]:
+    """All shards, in (model, shard) order, read back from the store: one row per (model, prompt, sample)."""
+    import pyarrow.parquet as pq
+
+    finished = parts.finished()
+    missing = [n for n in names if n not in finished]
+    if missing:
+        raise RuntimeError(f"shards not in the store after generation: {missing[:5]}")
+    rows: list[dict] = []
+    for part in names:
+        local = scratch / f"read-{part}"
+        rows += pq.read_table(parts.fetch(finished[part], local)).to_pylist()
+    return rows
+
+
+def _metrics(samples: list[dict], n_prompts: int, n_shards: int, resumed: int) -> dict:
+    gen_s = sum(r["gen_s"] for r in samples)
+    tokens = sum(r["completion_tokens"] for r in samples)
+    per_model: dict[str, int] = {}
+    for r in samples:
+        per_model[r["model_id"]] = per_model.get(r["model_id"], 0) + 1
+    return {"prompts": n_prompts, "samples": len(samples), "samples_per_model": per_model,
+            "completion_tokens": tokens, "tokens_per_s": round(tokens / gen_s, 1) if gen_s else None,
+            "truncated": sum(r["finish_reason"] == "length" for r in samples),
+            "errors": sum(r["finish_reason"] == "error" for r in samples),
+            "shards": n_shards, "shards_resumed": resumed, "shards_generated": n_shards - resumed}

@@ -53,17 +53,36 @@ def stage_key(stage: str, version: str, cfg: Any, inputs: dict[str, ArtifactRef]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+class StageParts:
+    """Finished pieces of one (stage, key) kept in the store before the commit, so a rerun after a crash
+    (kill -9 of the driver, a lost node) redoes only the pieces that were not finished."""
+
+    def __init__(self, store: ArtifactStore, stage: str, key: str):
+        self.store, self.stage, self.key = store, stage, key
+
+    def finished(self) -> dict[str, str]:
+        return self.store.list_parts(self.stage, self.key)
+
+    def put(self, name: str, local_file: Path) -> None:
+        self.store.put_part(self.stage, self.key, name, local_file)
+
+    def fetch(self, path: str, local_file: Path) -> Path:
+        return self.store.get_part(path, local_file)
+
+
 def run_stage(
     ctx: StageContext,
     stage: str,
     cfg: Any,
     inputs: dict[str, ArtifactRef],
-    compute: Callable[[Path], dict],
+    compute: Callable[..., dict],
+    resumable: bool = False,
 ) -> ArtifactRef:
     """Reuse the committed output of this stage, or run `compute(out_dir) -> metrics` and commit it.
 
     `compute` writes the artifact's files into `out_dir` and returns a dict of metrics (row counts, accuracy,
-    ...) that goes into the manifest, so reports can be built from manifests alone.
+    ...) that goes into the manifest, so reports can be built from manifests alone. A `resumable` stage is
+    called as `compute(out_dir, parts)` and saves finished pieces through `parts` as it goes.
     """
     store = ctx.open_store()
     version = code_version(compute)
@@ -77,7 +96,8 @@ def run_stage(
     work = Path(tempfile.mkdtemp(prefix=f"winnow-{stage}-"))
     try:
         started = time.time()
-        metrics = compute(work) or {}
+        parts = StageParts(store, stage, key)
+        metrics = (compute(work, parts) if resumable else compute(work)) or {}
         manifest = {
             "run_id": ctx.run_id,
             "code_version": version,
@@ -89,6 +109,8 @@ def run_stage(
             "created_at": time.time(),
         }
         ref = store.commit(stage, key, work, manifest)
+        if resumable:
+            store.drop_parts(stage, key)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     console.print(f"[green]done[/] {stage} in {manifest['timings']['wall_s']:.1f}s ({ref.short})")

@@ -4,6 +4,7 @@ Layout under the store root::
 
     artifacts/<stage>/<key>/manifest.json          committed last: the artifact exists iff this exists
     artifacts/<stage>/<key>/data-<attempt>/...      the files, written before the manifest names them
+    artifacts/<stage>/<key>/parts/<name>            finished pieces of an unfinished stage (resume after a crash)
 
 An attempt writes into a fresh `data-<attempt>` folder and only then writes the manifest, so a reader (who
 trusts only the manifest) never sees a half-written artifact, and a crashed attempt leaves nothing it could
@@ -159,6 +160,44 @@ class ArtifactStore:
             # An S3 PUT is atomic: the object appears whole or not at all.
             with self.fs.open(path, "w") as fh:
                 fh.write(text)
+
+    # ---- parts: the finished pieces of a stage that has not committed yet ------------------------------
+    def _parts_dir(self, stage: str, key: str) -> str:
+        return f"{self._artifact_dir(stage, key)}/parts"
+
+    def put_part(self, stage: str, key: str, name: str, local_file: Path) -> None:
+        """Store one finished piece (e.g. a generation shard) atomically: it exists whole or not at all."""
+        target = f"{self._parts_dir(stage, key)}/{name}"
+        if self.is_local:
+            self.fs.makedirs(self._parts_dir(stage, key), exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+            self.fs.put_file(str(local_file), tmp)
+            os.replace(tmp, target)
+        else:
+            # One PUT (or one completed multipart upload): S3 never shows a partial object.
+            self.fs.put_file(str(local_file), target)
+
+    def list_parts(self, stage: str, key: str) -> dict[str, str]:
+        """Finished parts of (stage, key) by name → path (temporary files of interrupted writes excluded)."""
+        self.fs.invalidate_cache(self._parts_dir(stage, key))  # s3fs caches listings; another process wrote
+        try:
+            paths = self.fs.ls(self._parts_dir(stage, key), detail=False)
+        except FileNotFoundError:
+            return {}
+        found = {p.rsplit("/", 1)[-1]: p for p in paths}
+        return {name: path for name, path in found.items() if ".tmp-" not in name}
+
+    def get_part(self, path: str, local_file: Path) -> Path:
+        self.fs.get_file(path, str(local_file))
+        return local_file
+
+    def drop_parts(self, stage: str, key: str) -> None:
+        """After the commit the parts are duplicates of the artifact's data; remove them."""
+        try:
+            self.fs.rm(self._parts_dir(stage, key), recursive=True)
+        except FileNotFoundError:
+            pass
+        self.fs.invalidate_cache()
 
     def write_text(self, relpath: str, text: str) -> str:
         """A plain file outside the artifact tree (e.g. `runs/<id>/report.md` pointers); returns its URL."""

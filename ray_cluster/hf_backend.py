@@ -1,0 +1,106 @@
+"""The transformers `generate` backend: the fallback where vLLM cannot run, and the baseline it is measured against."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ray_cluster.generation import (
+    CompletionRecord, EngineSpec, PromptRecord, SamplingSpec, cut_at_stop, error_records, prompt_seed,
+)
+from ray_cluster.model_inputs import context_error, encode_for_model
+
+
+class HFBackend:
+    def __init__(self, model_dir: Path, model_id: str, spec: EngineSpec, threads: int):
+        import torch
+
+        from models.tiny_llama import load_model_folder
+
+        torch.set_num_threads(threads)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model, self.tokenizer = load_model_folder(model_dir, self.device)
+        self.model_id, self.spec = model_id, spec
+        self.context = spec.max_model_len or self.model.config.max_position_embeddings
+        if self.tokenizer.pad_token_id is None:  # batched decoding needs a pad id; EOS is the usual stand-in
+            self.tokenizer.pad_token_id = self.tokenizer.eos_token_id
+
+    def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
+        encoded = [encode_for_model(self.tokenizer, p.text, sampling.chat_template) for p in prompts]
+        by_prompt: dict[int, list[CompletionRecord]] = {}
+        ok = []
+        for i, (prompt, ids) in enumerate(zip(prompts, encoded)):
+            error = context_error(len(ids), self.context)
+            if error:
+                by_prompt[i] = error_records(prompt, len(ids), sampling.n, self.model_id, error)
+            else:
+                ok.append(i)
+        for start in range(0, len(ok), self.spec.batch_size):
+            batch = ok[start: start + self.spec.batch_size]
+            records = self._generate_batch([prompts[i] for i in batch], [encoded[i] for i in batch], sampling)
+            for j, i in enumerate(batch):
+                by_prompt[i] = records[j * sampling.n: (j + 1) * sampling.n]
+        return [r for i in range(len(prompts)) for r in by_prompt[i]]
+
+    def _generate_batch(self, prompts: list[PromptRecord], encoded: list[list[int]], sampling: SamplingSpec
+                        ) -> list[CompletionRecord]:
+        import torch
+
+        started = time.time()
+        width = max(len(ids) for ids in encoded)
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        # Left padding keeps every prompt's last token at the same position for batched decoding.
+        ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=self.device)
+        attention = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=self.device)
+        torch.manual_seed(prompt_seed(sampling.seed, prompts[0].prompt_id))
+        greedy = sampling.temperature == 0
+        max_new = min(sampling.max_tokens, self.context - width)  # never run past the position table
+        with torch.no_grad():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=attention, max_new_tokens=max_new,
+                min_new_tokens=max_new if sampling.ignore_eos else None,
+                do_sample=not greedy, temperature=None if greedy else sampling.temperature,
+                top_p=None if greedy else sampling.top_p, top_k=None if greedy else (sampling.top_k or None),
+                num_return_sequences=1 if greedy else sampling.n, pad_token_id=pad, eos_token_id=eos,
+                stop_strings=sampling.stop or None, tokenizer=self.tokenizer if sampling.stop else None,
+                return_dict_in_generate=True, output_logits=sampling.logprobs,
+            )
+        new_tokens = out.sequences[:, width:]
+        logprobs = _sampled_logprobs(out.logits, new_tokens) if sampling.logprobs else None
+        if greedy and sampling.n > 1:  # n greedy samples are n copies of one (as vLLM returns them)
+            new_tokens = new_tokens.repeat_interleave(sampling.n, dim=0)
+            logprobs = logprobs.repeat_interleave(sampling.n, dim=0) if logprobs is not None else None
+        elapsed = (time.time() - started) / max(1, len(prompts) * sampling.n)
+        records = []
+        for row, seq in enumerate(new_tokens.tolist()):
+            prompt = prompts[row // sampling.n]
+            length = _completion_length(seq, eos, pad, sampling.ignore_eos)
+            text = cut_at_stop(self.tokenizer.decode(seq[:length], skip_special_tokens=True), sampling.stop)
+            stopped = length < max_new or (not sampling.ignore_eos and seq[length - 1] == eos)
+            records.append(CompletionRecord(
+                prompt_id=prompt.prompt_id, sample_index=row % sampling.n, model_id=self.model_id, text=text,
+                prompt_tokens=len(encoded[row // sampling.n]), completion_tokens=length,
+                finish_reason="stop" if stopped else "length", gen_s=elapsed,
+                cumulative_logprob=float(logprobs[row, :length].sum()) if logprobs is not None else None,
+            ))
+        return records
+
+    def close(self) -> None:
+        self.model = None
+
+
+def _completion_length(seq: list[int], eos: int, pad: int, ignore_eos: bool) -> int:
+    """Tokens generated up to and including EOS (as vLLM counts them); without EOS, up to the padding that
+    `generate` appends once a row stopped on a stop string."""
+    if not ignore_eos and eos in seq:
+        return seq.index(eos) + 1
+    length = len(seq)
+    while length > 0 and seq[length - 1] == pad:
+        length -= 1
+    return length
+
+
+def _sampled_logprobs(logits: tuple, tokens):  # logits: T × (B, V) raw scores; tokens: (B, T) → (B, T)
+    import torch
+
+    stacked = torch.stack(logits, dim=1).float()  # (B, T, V)
+    return torch.log_softmax(stacked, dim=-1).gather(-1, tokens[:, : stacked.shape[1], None]).squeeze(-1)
