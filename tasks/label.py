@@ -60,7 +60,8 @@ def label_rewards(
             try:
                 if problem is None:
                     raise KeyError(f"prompt_id {row['prompt_id']!r} not in {problems.short}/{cfg.split}")
-                label = labeller(row["text"], problem) | {"error": None}
+                # a row generation could not produce (e.g. over-long prompt) keeps its reason
+                label = labeller(row["text"], problem) | {"error": row.get("error")}
             except Exception as exc:  # one bad row is recorded with its reason, never fatal to the stage
                 errors += 1
                 label = {"pred": None, "correct": False, "reward": 0.0, "calc_path": [],

@@ -20,9 +20,10 @@ console = Console()
 
 
 def _flows() -> dict:
+    from flows.generate import GenerateFlowConfig, generate
     from flows.rft import RFTConfig, rft
 
-    return {"rft": (RFTConfig, rft)}
+    return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate)}
 
 
 def _load(method: str, config: str, overrides: list[str]):
