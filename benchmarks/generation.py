@@ -10,7 +10,7 @@ ignore_eos so every backend produces the same number of tokens). Measured, one a
 
 Rates exclude start-up (model load / engine start), which is printed separately.
 
-    python benchmarks/generation.py [--model tiny30m|smollm2] [--prompts 256] [--n 4] [--max-tokens 64]
+    python benchmarks/generation.py [--model tiny30m|smollm2] [--prompts 128] [--n 4] [--max-tokens 64]
 """
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ from rich.table import Table  # noqa: E402
 
 from ray_cluster.connect import RayConfig, ensure_ray  # noqa: E402
 from ray_cluster.generation import PromptRecord, SamplingSpec, prompt_seed  # noqa: E402
+from ray_cluster.generation import EngineSpec  # noqa: E402
 from ray_cluster.model_inputs import encode_for_model  # noqa: E402
+from ray_cluster.vllm_backend import engine_kwargs  # noqa: E402
 from tasks.generate import GenerateConfig, load_prompts, sample_completions  # noqa: E402
 from tasks.stage_cache import StageContext, run_stage  # noqa: E402
 from tasks.store import ArtifactRef, StoreSpec  # noqa: E402
@@ -74,8 +76,7 @@ def raw_vllm(model_dir: Path, prompts: list[PromptRecord], sampling: SamplingSpe
     from vllm import LLM, SamplingParams
 
     started = time.time()
-    llm = LLM(model=str(model_dir), dtype="float32", enforce_eager=True, max_model_len=max_model_len, seed=0,
-              disable_log_stats=True)
+    llm = LLM(**engine_kwargs(model_dir, EngineSpec(max_model_len=max_model_len)))  # what the stage's engine gets
     start_s = time.time() - started
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     ids = [encode_for_model(tokenizer, p.text, sampling.chat_template) for p in prompts]
@@ -91,7 +92,6 @@ def raw_vllm(model_dir: Path, prompts: list[PromptRecord], sampling: SamplingSpe
 
 
 def hf_generate(model_dir: Path, prompts: list[PromptRecord], sampling: SamplingSpec, batch_size: int) -> dict:
-    from ray_cluster.generation import EngineSpec
     from ray_cluster.hf_backend import HFBackend
 
     started = time.time()
@@ -118,12 +118,12 @@ def winnow_stage(problems: ArtifactRef, model: ArtifactRef, cfg: GenerateConfig,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["tiny30m", "smollm2"], default="tiny30m")
-    parser.add_argument("--prompts", type=int, default=256)
+    parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--n", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--shard-size", type=int, default=64)
-    parser.add_argument("--hf-prompts", type=int, default=64, help="prompts for the (slow) HF baseline")
-    parser.add_argument("--hf-batch", type=int, default=64, help="prompts per HF generate batch")
+    parser.add_argument("--shard-size", type=int, default=32)
+    parser.add_argument("--hf-prompts", type=int, default=32, help="prompts for the (slow) HF baseline")
+    parser.add_argument("--hf-batch", type=int, default=32, help="prompts per HF generate batch")
     parser.add_argument("--store", default=".winnow/bench-store", help="where the model and prompts are kept")
     args = parser.parse_args()
 

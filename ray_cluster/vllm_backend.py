@@ -11,6 +11,22 @@ from ray_cluster.generation import (
 from ray_cluster.model_inputs import context_error, encode_for_model
 
 
+def engine_kwargs(model_dir: Path, spec: EngineSpec) -> dict:
+    """`vllm.LLM` arguments for an EngineSpec (the benchmark's raw-vLLM baseline uses the same)."""
+    import torch
+    from transformers import AutoConfig
+
+    kwargs = dict(model=str(model_dir), dtype=spec.dtype, enforce_eager=spec.enforce_eager,
+                  max_model_len=spec.max_model_len, seed=spec.seed, disable_log_stats=True,
+                  tensor_parallel_size=spec.tensor_parallel_size)
+    if not torch.cuda.is_available():
+        # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded request's prompt is split
+        # over steps by chunked prefill; whole-prompt prefill avoids it and keeps per-prompt seeds.
+        context = spec.max_model_len or AutoConfig.from_pretrained(model_dir).max_position_embeddings
+        kwargs |= dict(enable_chunked_prefill=False, max_num_batched_tokens=max(context, 8192))
+    return kwargs
+
+
 class VLLMBackend:
     def __init__(self, model_dir: Path, model_id: str, spec: EngineSpec, threads: int):
         # vLLM's CPU build reads these at import/start; defaults that work on a small machine.
@@ -23,9 +39,7 @@ class VLLMBackend:
 
         torch.set_num_threads(threads)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.llm = LLM(model=str(model_dir), dtype=spec.dtype, enforce_eager=spec.enforce_eager,
-                       max_model_len=spec.max_model_len, seed=spec.seed, disable_log_stats=True,
-                       tensor_parallel_size=spec.tensor_parallel_size)
+        self.llm = LLM(**engine_kwargs(model_dir, spec))
         self.context = self.llm.llm_engine.model_config.max_model_len
         self.model_id, self.spec = model_id, spec
 

@@ -1,6 +1,8 @@
 """Generation backends and the engine pool on a tiny random model (CPU)."""
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,38 @@ def test_engine_pool_runs_every_shard_once(tiny_model, ray_local):
     assert sorted(done) == [0, 1, 2, 3]
     rows = [(r.prompt_id, r.sample_index) for recs in done.values() for r in recs]
     assert sorted(rows) == sorted((f"p{i}", k) for i in range(7) for k in range(3))
+
+
+@pytest.mark.slow
+def test_vllm_samples_depend_only_on_prompt_and_seed(tiny_model):
+    """Per-prompt seeds: a prompt sampled inside a big batch (more prompt tokens than one prefill step takes)
+    gives the same samples as alone, which is what makes a resumed stage equal to an uninterrupted one."""
+    prompts = [PromptRecord(prompt_id=f"p{i}", text=f"Question: Tom has {i} apples and {i + 1} pears. " * 4)
+               for i in range(400)]  # ~20k prompt tokens: more than one step's token budget
+    spec = SamplingSpec(n=2, temperature=1.0, max_tokens=8, seed=7)
+    engine = open_backend(tiny_model, "t", EngineSpec(backend="vllm"), 2)
+    try:
+        batch = engine.generate(prompts, spec)
+        alone = engine.generate([prompts[123]], spec)
+        other_seed = engine.generate([prompts[123]], spec.model_copy(update={"seed": 8}))
+    finally:
+        engine.close()
+    in_batch = [r.text for r in batch if r.prompt_id == "p123"]
+    assert in_batch == [r.text for r in alone]
+    assert in_batch != [r.text for r in other_seed]
+
+
+@pytest.mark.slow
+def test_vllm_engine_pool_leaves_no_shared_memory_or_actors(tiny_model, ray_local):
+    from ray.util.state import list_actors
+
+    shm_before = set(os.listdir("/dev/shm"))
+    done: dict[int, list] = {}
+    timings = run_shards(RemoteFolder(uri=str(tiny_model)), "tiny", EngineSpec(backend="vllm"),
+                         PoolResources(num_engines=1, cpus_per_engine=2), {0: _prompts(3), 1: _prompts(2)},
+                         SamplingSpec(n=2, temperature=1.0, max_tokens=6), lambda sid, recs: done.setdefault(sid, recs))
+    assert sorted(done) == [0, 1] and timings["engine_start_s"] > 0 and timings["generate_wall_s"] > 0
+    time.sleep(1)
+    alive = list_actors(filters=[("class_name", "=", "GenerationEngine"), ("state", "=", "ALIVE")])
+    assert not alive, f"engine actors still alive after the pool closed: {alive}"
+    assert set(os.listdir("/dev/shm")) - shm_before == set()
