@@ -24,11 +24,15 @@ class SamplingSpec(BaseModel):
     logprobs: bool = Field(default=False, description="record each completion's summed token log-probability")
     chat_template: bool = Field(default=True, description="wrap prompts in the model's chat template, if it has one")
     ignore_eos: bool = Field(default=False, description="always generate max_tokens (throughput benchmarks)")
+    calculator: bool = Field(default=False, description="GSM8K calculator: the result in each `<<a*b=c>>` "
+                             "annotation is computed, not sampled (ray_cluster/calculator.py)")
 
 
 class PromptRecord(BaseModel):
     prompt_id: str
     text: str
+    continuation: str = ""  # completion text so far: generation resumes after it (calculator rounds)
+    max_tokens: int | None = None  # this prompt's own budget, below SamplingSpec.max_tokens
 
 
 class CompletionRecord(BaseModel):
@@ -39,6 +43,7 @@ class CompletionRecord(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" (EOS or stop string), "length", or "error" (see `error`)
+    stop_reason: str | None = None  # the stop string that ended it (None: EOS, length or error)
     gen_s: float  # wall time of the batch this completion came from, divided among its completions
     cumulative_logprob: float | None = None  # sum of the sampled tokens' log-probabilities (raw model)
     error: str | None = None  # why no text was generated (e.g. prompt longer than the context)
@@ -78,9 +83,13 @@ def prompt_seed(seed: int, prompt_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{prompt_id}".encode()).digest()[:4], "little")
 
 
-def cut_at_stop(text: str, stop: list[str]) -> str:
-    cut = min((text.index(s) for s in stop if s in text), default=len(text))
-    return text[:cut]
+def cut_at_stop(text: str, stop: list[str]) -> tuple[str, str | None]:
+    """The text before the first stop string in it, and that stop string (None when there is none)."""
+    hits = [(text.index(s), s) for s in stop if s in text]
+    if not hits:
+        return text, None
+    cut, hit = min(hits)
+    return text[:cut], hit
 
 
 def open_backend(model_dir: Path, model_id: str, spec: EngineSpec, threads: int) -> GenerationBackend:

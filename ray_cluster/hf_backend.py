@@ -25,7 +25,8 @@ class HFBackend:
             self.tokenizer.pad_token_id = self.tokenizer.eos_token_id
 
     def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
-        encoded = [encode_for_model(self.tokenizer, p.text, sampling.chat_template) for p in prompts]
+        encoded = [encode_for_model(self.tokenizer, p.text, sampling.chat_template, p.continuation)
+                   for p in prompts]
         by_prompt: dict[int, list[CompletionRecord]] = {}
         ok = []
         for i, (prompt, ids) in enumerate(zip(prompts, encoded)):
@@ -53,7 +54,8 @@ class HFBackend:
         attention = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=self.device)
         torch.manual_seed(prompt_seed(sampling.seed, prompts[0].prompt_id))
         greedy = sampling.temperature == 0
-        max_new = min(sampling.max_tokens, self.context - width)  # never run past the position table
+        budgets = [p.max_tokens or sampling.max_tokens for p in prompts]  # a prompt may have its own budget
+        max_new = min(max(budgets), self.context - width)  # never run past the position table
         with torch.no_grad():
             out = self.model.generate(
                 input_ids=ids, attention_mask=attention, max_new_tokens=max_new,
@@ -72,14 +74,15 @@ class HFBackend:
         elapsed = (time.time() - started) / max(1, len(prompts) * sampling.n)
         records = []
         for row, seq in enumerate(new_tokens.tolist()):
-            prompt = prompts[row // sampling.n]
-            length = _completion_length(seq, eos, pad, sampling.ignore_eos)
-            text = cut_at_stop(self.tokenizer.decode(seq[:length], skip_special_tokens=True), sampling.stop)
-            stopped = length < max_new or (not sampling.ignore_eos and seq[length - 1] == eos)
+            prompt, budget = prompts[row // sampling.n], min(budgets[row // sampling.n], max_new)
+            length = min(_completion_length(seq, eos, pad, sampling.ignore_eos), budget)
+            text, stop_reason = cut_at_stop(self.tokenizer.decode(seq[:length], skip_special_tokens=True),
+                                            sampling.stop)
+            stopped = length < budget or (not sampling.ignore_eos and seq[length - 1] == eos)
             records.append(CompletionRecord(
                 prompt_id=prompt.prompt_id, sample_index=row % sampling.n, model_id=self.model_id, text=text,
                 prompt_tokens=len(encoded[row // sampling.n]), completion_tokens=length,
-                finish_reason="stop" if stopped else "length", gen_s=elapsed,
+                finish_reason="stop" if stopped else "length", gen_s=elapsed, stop_reason=stop_reason,
                 cumulative_logprob=float(logprobs[row, :length].sum()) if logprobs is not None else None,
             ))
         return records

@@ -45,7 +45,8 @@ class VLLMBackend:
 
     def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
         started = time.time()
-        encoded = [encode_for_model(self.tokenizer, p.text, sampling.chat_template) for p in prompts]
+        encoded = [encode_for_model(self.tokenizer, p.text, sampling.chat_template, p.continuation)
+                   for p in prompts]
         errors = {i: context_error(len(ids), self.context) for i, ids in enumerate(encoded)}
         ok = [i for i, error in errors.items() if error is None]
         outputs = self.llm.generate(
@@ -60,6 +61,7 @@ class VLLMBackend:
                 prompt_id=prompts[i].prompt_id, sample_index=index, model_id=self.model_id, text=sample.text,
                 prompt_tokens=len(encoded[i]), completion_tokens=len(sample.token_ids),
                 finish_reason="length" if sample.finish_reason == "length" else "stop", gen_s=elapsed,
+                stop_reason=sample.stop_reason if isinstance(sample.stop_reason, str) else None,
                 cumulative_logprob=sample.cumulative_logprob if sampling.logprobs else None,
             ) for index, sample in enumerate(output.outputs)]
         return [r for i in range(len(prompts)) for r in by_prompt[i]]
@@ -70,7 +72,8 @@ class VLLMBackend:
         return SamplingParams(
             n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or -1,
             # vLLM rejects a request whose prompt + max_tokens exceeds the context: cap it, as HF does.
-            max_tokens=min(sampling.max_tokens, self.context - prompt_tokens), stop=sampling.stop or None,
+            max_tokens=min(prompt.max_tokens or sampling.max_tokens, self.context - prompt_tokens),
+            stop=sampling.stop or None,
             # a per-prompt seed: a prompt's samples do not depend on its shard, batch or engine (resume-safe)
             seed=prompt_seed(sampling.seed, prompt.prompt_id),
             logprobs=0 if sampling.logprobs else None, ignore_eos=sampling.ignore_eos,

@@ -1,7 +1,6 @@
 """Scoring labelled samples: pass@1 (greedy) and maj@K (majority vote over K samples), with 95% intervals."""
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Literal
@@ -10,20 +9,10 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict
 
+from tasks.intervals import wilson_ci95
 from tasks.stage_cache import StageContext, run_stage
 from tasks.store import ArtifactRef
 from tasks.tables import read_rows, write_rows
-
-
-def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
-    """Wilson score interval: stays inside [0, 1] and behaves near 0% and 100%, unlike the normal approximation."""
-    if n == 0:
-        return (0.0, 0.0)
-    z = 1.959963984540054
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def first_sample_correct(samples: list[dict]) -> bool:

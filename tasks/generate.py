@@ -48,6 +48,7 @@ class GenerateConfig(BaseModel):
 SAMPLES_SCHEMA = pa.schema([
     ("prompt_id", pa.string()), ("sample_index", pa.int64()), ("model_id", pa.string()), ("text", pa.string()),
     ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("finish_reason", pa.string()),
+    ("stop_reason", pa.string()),
     ("gen_s", pa.float64()), ("cumulative_logprob", pa.float64()), ("error", pa.string()),
 ])
 

@@ -35,7 +35,10 @@ def import_gguf_model(cfg: GGUFModelConfig, ctx: StageContext) -> ArtifactRef:
         gguf = package_file(cfg.package, cfg.file)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+        config = loaded.config
+        if hasattr(config, "quantization_config"):  # the weights are dequantized; vLLM would look for "gguf"
+            del config.quantization_config
+        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         fresh.load_state_dict(loaded.state_dict())
         fresh.to(getattr(torch, cfg.dtype)).save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)

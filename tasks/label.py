@@ -32,8 +32,11 @@ def label_math_answer(completion: str, problem: dict) -> dict:
     """
     predicted = extract_final_answer(completion)
     correct = answers_match(predicted, problem["final"])
+    # The written solution's path is already in the SFT data: selection counts it as kept (RFT, Sec. 4).
+    reference = problem.get("answer")
     return {"pred": predicted, "correct": correct, "reward": float(correct),
-            "calc_path": list(extract_calc_path(completion))}
+            "calc_path": list(extract_calc_path(completion)),
+            "reference_calc_path": list(extract_calc_path(reference)) if isinstance(reference, str) else None}
 
 
 class LabelConfig(BaseModel):
@@ -65,7 +68,7 @@ def label_rewards(
             except Exception as exc:  # one bad row is recorded with its reason, never fatal to the stage
                 errors += 1
                 label = {"pred": None, "correct": False, "reward": 0.0, "calc_path": [],
-                         "error": f"row {index}: {type(exc).__name__}: {exc}"}
+                         "reference_calc_path": None, "error": f"row {index}: {type(exc).__name__}: {exc}"}
             labelled.append(row | label)
         write_rows(out / "labels.parquet", labelled)
         n_correct = sum(r["correct"] for r in labelled)

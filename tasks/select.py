@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ray_cluster.calculator import calc_result
 from tasks.stage_cache import StageContext, run_stage
 from tasks.store import ArtifactRef
 from tasks.tables import read_rows, write_rows
@@ -31,13 +32,28 @@ def keep_correct(samples: list[dict]) -> list[dict]:
     return [s for s in samples if s["correct"]]
 
 
+@register_criterion("valid_calculations")
+def keep_valid_calculations(samples: list[dict]) -> list[dict]:
+    """Drop samples with a wrong `<<a*b=c>>` annotation: a right answer reached through wrong arithmetic is a
+    bad path to train on (the calculator makes every annotation right; without it a model slips)."""
+    return [s for s in samples if all(_equation_holds(eq) for eq in s["calc_path"])]
+
+
+def _equation_holds(equation: str) -> bool:
+    expr, equals, result = equation.rpartition("=")
+    return bool(equals) and calc_result(expr) is not None and calc_result(expr) == calc_result(result)
+
+
 @register_criterion("distinct_calc_path")
 def drop_duplicate_calc_paths(samples: list[dict]) -> list[dict]:
     """Keep the first sample of each distinct calculation path (list of `<<...>>` equations), as RFT does.
 
     Yuan et al. 2023 found that the number of *distinct* reasoning paths, not raw samples, drives the gain.
+    A path equal to the problem's written solution (`reference_calc_path`, when labelled) is already in the
+    SFT data, so it is dropped too: the selected set holds only new paths.
     """
-    seen: set[tuple[str, ...]] = set()
+    seen: set[tuple[str, ...]] = {tuple(s["reference_calc_path"]) for s in samples
+                                  if s.get("reference_calc_path") is not None}
     kept = []
     for sample in samples:
         path = tuple(sample["calc_path"])
@@ -49,7 +65,7 @@ def drop_duplicate_calc_paths(samples: list[dict]) -> list[dict]:
 
 class SelectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    criteria: list[str] = Field(default_factory=lambda: ["correct", "distinct_calc_path"],
+    criteria: list[str] = Field(default_factory=lambda: ["correct", "valid_calculations", "distinct_calc_path"],
                                 description="applied in order to each prompt's samples")
 
     @field_validator("criteria")

@@ -19,6 +19,13 @@ def test_distinct_paths_keep_first_of_each_path():
     assert [r["sample_index"] for r in drop_duplicate_calc_paths(rows)] == [0, 2, 3]
 
 
+def test_path_of_the_written_solution_counts_as_already_kept():
+    rows = [_row("p", 0, True, ["3*4=12", "12+5=17"]), _row("p", 1, True, ["4*3=12", "12+5=17"])]
+    for row in rows:
+        row["reference_calc_path"] = ["3*4=12", "12+5=17"]
+    assert [r["sample_index"] for r in drop_duplicate_calc_paths(rows)] == [1]
+
+
 def test_select_per_prompt_applies_criteria_in_order_within_each_prompt():
     rows = [_row("b", 1, True, ["x"]), _row("a", 0, False, ["x"]), _row("a", 1, True, ["x"]),
             _row("a", 2, True, ["x"]), _row("b", 0, True, ["x"]), _row("a", 3, True, ["y"])]
@@ -35,3 +42,9 @@ def test_unknown_criterion_is_a_config_error():
     with pytest.raises(ValueError, match="unknown criteria \\['nope'\\]"):
         SelectConfig(criteria=["correct", "nope"])
     assert {"correct", "distinct_calc_path"} <= set(CRITERIA)
+
+
+def test_valid_calculations_drops_samples_with_wrong_arithmetic():
+    rows = [_row("p", 0, True, ["3*4=12", "12+5=17"]), _row("p", 1, True, ["3*4=11", "11+6=17"]),
+            _row("p", 2, True, []), _row("p", 3, True, ["10/4=2.5"]), _row("p", 4, True, ["3*x=12"])]
+    assert [r["sample_index"] for r in CRITERIA["valid_calculations"](rows)] == [0, 2, 3]
