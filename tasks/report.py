@@ -44,7 +44,7 @@ def render_markdown(title: str, accuracy: list[dict], selection: list[dict], tim
     lines += [f"| {r['model']} | {r['metric']} | {r['n']} | {r['accuracy']:.1%} | "
               f"[{r['ci95_lo']:.1%}, {r['ci95_hi']:.1%}] |" for r in accuracy]
     lines += ["", "![accuracy](accuracy.png)", "", "## Rejection sampling", "",
-              "| round | samples | correct | selected (distinct paths) | acceptance | distinct paths / problem |",
+              "| round | samples | correct | selected (new distinct paths) | acceptance | new paths / problem |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {i + 1} | {m['samples']} | {m['correct_rate']:.1%} | {m['selected']} | {m['acceptance_rate']:.1%} "
               f"| {m['distinct_paths_mean']:.2f} |" for i, m in enumerate(selection)]
@@ -83,7 +83,7 @@ def plot_paths(selection: list[dict], path: Path) -> None:
         hist = {int(k): v for k, v in m["distinct_paths_hist"].items()}
         xs = sorted(hist)
         ax.plot(xs, [hist[x] for x in xs], marker="o", label=f"round {i + 1}")
-    ax.set_xlabel("distinct correct paths kept for a problem")
+    ax.set_xlabel("new distinct correct paths kept for a problem")
     ax.set_ylabel("problems")
     ax.legend()
     fig.tight_layout()
