@@ -72,13 +72,6 @@ def parse_variant(text: str) -> Variant:
     return replace(Variant(), **updates)
 
 
-def accuracy_ci(correct: int, n: int) -> tuple[float, float, float]:
-    from tasks.intervals import wilson_ci95
-
-    lo, hi = wilson_ci95(correct, n)
-    return correct / max(1, n), lo, hi
-
-
 def _generate(model_dir: Path, rows: list[dict], n: int, temperature: float, v: Variant, device_batch: int
               ) -> list:
     from ray_cluster.generation import EngineSpec, PromptRecord, SamplingSpec, open_backend
@@ -94,11 +87,18 @@ def _generate(model_dir: Path, rows: list[dict], n: int, temperature: float, v: 
     return out
 
 
-def _score(records: list, rows: list[dict]) -> int:
+def _evaluate(folders: dict[str, Path], test: list[dict], v: Variant, device_batch: int) -> dict:
+    """Greedy pass@1 of each model on the held-out split, with its 95% Wilson interval."""
     from tasks.answers import answers_match, extract_final_answer
+    from tasks.intervals import wilson_ci95
 
-    finals = {r["id"]: r["final"] for r in rows}
-    return sum(answers_match(extract_final_answer(c.text), finals[c.prompt_id]) for c in records)
+    finals, out = {r["id"]: r["final"] for r in test}, {}
+    for name, folder in folders.items():
+        records = _generate(folder, test, 1, 0.0, v, device_batch)
+        hits = sum(answers_match(extract_final_answer(c.text), finals[c.prompt_id]) for c in records)
+        out[f"{name}_acc"] = round(hits / len(test), 4)
+        out[f"{name}_ci95"] = [round(x, 4) for x in wilson_ci95(hits, len(test))]
+    return out
 
 
 def run_variant(v: Variant) -> dict:
@@ -153,9 +153,7 @@ def run_variant(v: Variant) -> dict:
     t0 = time.time()
     result = {"variant": asdict(v), "selected": len(selected), "sample_correct_rate": n_correct / len(samples),
               "new_paths_per_problem": len(selected) / len(train)}
-    for name, folder in (("base", base_dir), ("rft", rft_dir), ("control", control_dir)):
-        acc, lo, hi = accuracy_ci(_score(_generate(folder, test, 1, 0.0, v, gen_batch), test), len(test))
-        result[f"{name}_acc"], result[f"{name}_ci95"] = round(acc, 4), [round(lo, 4), round(hi, 4)]
+    result |= _evaluate({"base": base_dir, "rft": rft_dir, "control": control_dir}, test, v, gen_batch)
     timings["eval_s"] = round(time.time() - t0, 1)
     result["timings"] = timings | {"total_s": round(time.time() - started, 1)}
     result["rft_minus_base"] = round(result["rft_acc"] - result["base_acc"], 4)

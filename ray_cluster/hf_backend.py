@@ -63,7 +63,7 @@ class HFBackend:
                 do_sample=not greedy, temperature=None if greedy else sampling.temperature,
                 top_p=None if greedy else sampling.top_p, top_k=None if greedy else (sampling.top_k or None),
                 num_return_sequences=1 if greedy else sampling.n, pad_token_id=pad, eos_token_id=eos,
-                stop_strings=sampling.stop or None, tokenizer=self.tokenizer if sampling.stop else None,
+                stopping_criteria=[StopOnText(self.tokenizer, sampling.stop, width)] if sampling.stop else None,
                 return_dict_in_generate=True, output_logits=sampling.logprobs,
             )
         new_tokens = out.sequences[:, width:]
@@ -89,6 +89,23 @@ class HFBackend:
 
     def close(self) -> None:
         self.model = None
+
+
+class StopOnText:
+    """Ends a row once a stop string appears in its newest generated tokens. transformers' own
+    StopStringCriteria cannot read word-level vocabularies such as Winnow's digit tokenizer; decoding a short
+    tail per row works with any tokenizer and costs little next to the forward pass."""
+
+    def __init__(self, tokenizer, stop: list[str], prompt_width: int):
+        self.tokenizer, self.stop, self.width = tokenizer, stop, prompt_width
+        self.window = max(len(s) for s in stop) + 1  # every token is at least one character long
+
+    def __call__(self, input_ids, scores, **kwargs):  # input_ids: (B, T) → (B,) bool
+        import torch
+
+        tails = input_ids[:, self.width:][:, -self.window:].tolist()
+        hits = [any(s in self.tokenizer.decode(tail, skip_special_tokens=True) for s in self.stop) for tail in tails]
+        return torch.tensor(hits, dtype=torch.bool, device=input_ids.device)
 
 
 def _completion_length(seq: list[int], eos: int, pad: int, ignore_eos: bool) -> int:

@@ -105,3 +105,72 @@ def test_vllm_engine_pool_leaves_no_shared_memory_or_actors(tiny_model, ray_loca
     alive = list_actors(filters=[("class_name", "=", "GenerationEngine"), ("state", "=", "ALIVE")])
     assert not alive, f"engine actors still alive after the pool closed: {alive}"
     assert set(os.listdir("/dev/shm")) - shm_before == set()
+
+
+def test_prompt_budget_and_continuation_are_honoured(tiny_model):
+    backend = open_backend(tiny_model, "t", EngineSpec(backend="hf", batch_size=4), threads=1)
+    plain, short, resumed = _prompts(3)
+    short = short.model_copy(update={"max_tokens": 3})
+    resumed = resumed.model_copy(update={"continuation": " Adding gives 2+4 ="})
+    records = backend.generate([plain, short, resumed], SamplingSpec(n=1, temperature=0.0, max_tokens=8,
+                                                                       ignore_eos=True))
+    assert [r.completion_tokens for r in records] == [8, 3, 8]
+    assert all(r.finish_reason == "length" for r in records)
+    extra = len(backend.tokenizer.encode(" Adding gives 2+4 =", add_special_tokens=False))
+    assert records[2].prompt_tokens == records[0].prompt_tokens + extra
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory, tiny_model) -> Path:
+    """The tiny model after a few seconds of SFT on TEXTS: it writes `Adding gives a+b = <<a+b=` itself."""
+    import torch
+
+    from models.sft_data import tokenize_pair
+    from models.sft_train import OptimConfig, run_sft
+    from models.tiny_llama import load_model_folder
+
+    model, tokenizer = load_model_folder(tiny_model)
+    examples = [tokenize_pair(tokenizer, p + "Answer:", c, 128) for p, c in (t.split("Answer:") for t in TEXTS)]
+    run_sft(model, examples, OptimConfig(steps=150, batch_size=10, lr=1e-2, warmup_steps=5), tokenizer.pad_token_id,
+            torch.device("cpu"))
+    folder = tmp_path_factory.mktemp("trained")
+    save_model_folder(model, tokenizer, folder)
+    return folder
+
+
+@pytest.mark.parametrize("backend", ["hf", pytest.param("vllm", marks=pytest.mark.slow)])
+def test_calculator_writes_every_annotation_result(trained_model, backend):
+    from ray_cluster.calculator import generate_with_calculator
+    from tasks.answers import extract_calc_path
+    from tasks.select import CRITERIA
+
+    engine = open_backend(trained_model, "t", EngineSpec(backend=backend, batch_size=8), threads=2)
+    prompts = [PromptRecord(prompt_id=f"q{i}", text=f"Question: Tom has {i} apples. He buys {i + 2} more.\nAnswer:")
+               for i in range(30, 38)]  # unseen numbers: the model's own arithmetic is not to be trusted
+    try:
+        records = generate_with_calculator(engine, prompts, SamplingSpec(n=2, temperature=1.0, max_tokens=40))
+    finally:
+        engine.close()
+    rows = [{"calc_path": list(extract_calc_path(r.text))} for r in records]
+    assert sum(bool(row["calc_path"]) for row in rows) >= len(rows) // 2  # the model did call the calculator
+    assert CRITERIA["valid_calculations"](rows) == rows  # and every result in an annotation is right
+    assert all(r.stop_reason != ">>" for r in records)
+
+
+@pytest.mark.parametrize("backend", ["hf", pytest.param("vllm", marks=pytest.mark.slow)])
+def test_stop_strings_end_the_text_and_are_reported(trained_model, backend):
+    """Greedy text with a stop string is the unstopped greedy text cut before its first occurrence."""
+    engine = open_backend(trained_model, "t", EngineSpec(backend=backend, batch_size=4), threads=2)
+    prompts = [PromptRecord(prompt_id=f"q{i}", text=f"Question: Tom has {i} apples. He buys {i + 2} more.\nAnswer:")
+               for i in range(6)]
+    try:
+        free = engine.generate(prompts, SamplingSpec(n=1, temperature=0.0, max_tokens=30))
+        stopped = engine.generate(prompts, SamplingSpec(n=1, temperature=0.0, max_tokens=30, stop=[" ="]))
+    finally:
+        engine.close()
+    assert sum(" =" in r.text for r in free) >= 3  # the model does write " = " before its annotation
+    for full, cut in zip(free, stopped):
+        if " =" in full.text:
+            assert (cut.text, cut.stop_reason, cut.finish_reason) == (full.text.split(" =")[0], " =", "stop")
+        else:
+            assert (cut.text, cut.stop_reason) == (full.text, None)
