@@ -54,6 +54,7 @@ class Variant:
     temperature: float = 1.0
     calculator: bool = True  # GSM8K calculator fills in annotation results when sampling and evaluating
     criteria: str = "correct+valid_calculations+distinct_calc_path"  # rejection criteria, in order
+    control: bool = True  # train and score the compute-matched control (skip when known from another variant)
     backend: str = "vllm"  # generation backend for sampling and evaluation ("hf" on GPU machines without vLLM)
     threads: int = 2
 
@@ -148,16 +149,18 @@ def run_variant(v: Variant) -> dict:
     rft_dir = fit("rft", pairs + selected, v.rft_steps, None)
     from models.tiny_llama import load_model_folder
 
-    base_model, _ = load_model_folder(base_dir)
-    control_dir = fit("control", pairs, v.rft_steps, base_model)
+    models = {"base": base_dir, "rft": rft_dir}
+    if v.control:
+        models["control"] = fit("control", pairs, v.rft_steps, load_model_folder(base_dir)[0])
     t0 = time.time()
     result = {"variant": asdict(v), "selected": len(selected), "sample_correct_rate": n_correct / len(samples),
               "new_paths_per_problem": len(selected) / len(train)}
-    result |= _evaluate({"base": base_dir, "rft": rft_dir, "control": control_dir}, test, v, gen_batch)
+    result |= _evaluate(models, test, v, gen_batch)
     timings["eval_s"] = round(time.time() - t0, 1)
     result["timings"] = timings | {"total_s": round(time.time() - started, 1)}
     result["rft_minus_base"] = round(result["rft_acc"] - result["base_acc"], 4)
-    result["rft_minus_control"] = round(result["rft_acc"] - result["control_acc"], 4)
+    if v.control:
+        result["rft_minus_control"] = round(result["rft_acc"] - result["control_acc"], 4)
     return result
 
 

@@ -22,15 +22,23 @@ class EvalConfig(BaseModel):
     label: LabelConfig = LabelConfig(split="test")
 
 
+class Evaluation(BaseModel):
+    scores: dict[str, ArtifactRef]  # 'pass@1' / 'maj' -> score artifact (accuracy and its 95% CI)
+    stages: dict[str, ArtifactRef]  # every artifact the evaluation made, for the report's timing table
+
+
 @flow(name="evaluate-model", log_prints=True)
 def evaluate_model(name: str, model: ArtifactRef, problems: ArtifactRef, cfg: EvalConfig,
-                   ctx: StageContext) -> dict[str, ArtifactRef]:
-    """{'pass@1': score artifact, 'maj': score artifact}; each manifest holds accuracy and its 95% CI."""
+                   ctx: StageContext) -> Evaluation:
+    """Greedy pass@1 and, if configured, maj@K of one model on the held-out split."""
     greedy = sample_completions(f"{name}-greedy", problems, {name: model}, cfg.greedy, ctx)
-    scores = {"pass@1": score_accuracy(f"{name}-pass@1", label_rewards(f"{name}-greedy", greedy, problems,
-                                                                      cfg.label, ctx), ScoreConfig(), ctx)}
+    greedy_labels = label_rewards(f"{name}-greedy", greedy, problems, cfg.label, ctx)
+    scores = {"pass@1": score_accuracy(f"{name}-pass@1", greedy_labels, ScoreConfig(), ctx)}
+    stages = {f"sample[{name}:greedy]": greedy, f"label[{name}:greedy]": greedy_labels}
     if cfg.maj is not None:
         voted = sample_completions(f"{name}-maj", problems, {name: model}, cfg.maj, ctx)
         labels = label_rewards(f"{name}-maj", voted, problems, cfg.label, ctx)
         scores["maj"] = score_accuracy(f"{name}-maj", labels, ScoreConfig(metric="maj"), ctx)
-    return scores
+        stages |= {f"sample[{name}:maj]": voted, f"label[{name}:maj]": labels}
+    stages |= {f"score[{name}:{metric}]": ref for metric, ref in scores.items()}
+    return Evaluation(scores=scores, stages=stages)

@@ -82,8 +82,9 @@ def rft(cfg: RFTConfig) -> RFTResult:
     control = train_sft("control", [original], tokenizer, base, cfg.rft_sft, ctx)
     stages["train_sft[control]"] = control
     models = {"base": base, "rft": policy, "control": control}
-    scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx) for name, model in models.items()}
-    stages |= {f"score[{m}:{k}]": ref for m, d in scores.items() for k, ref in d.items()}
+    evaluations = {name: evaluate_model(name, model, problems, cfg.eval, ctx) for name, model in models.items()}
+    scores = {name: evaluation.scores for name, evaluation in evaluations.items()}
+    stages |= {label: ref for evaluation in evaluations.values() for label, ref in evaluation.stages.items()}
     report = write_report(ReportInputs(title=cfg.title, scores=scores, selections=selections, stages=stages), ctx)
     report_uri = f"{report.uri}/report.md"
     print(f"report: {report_uri}")

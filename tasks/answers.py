@@ -8,6 +8,10 @@ from math_verify import parse, verify
 _FINAL = re.compile(r"####([^\n]*)")
 _CALC = re.compile(r"<<([^<>]*)>>")
 _INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# Quantities GSM8K-style questions state in words (tiny-arith's "doubles", "triples"; GSM8K's "twice", "half").
+_NUMBER_WORDS = {"double": "2", "doubles": "2", "doubled": "2", "twice": "2", "half": "2", "pair": "2",
+                 "triple": "3", "triples": "3", "tripled": "3", "thrice": "3", "dozen": "12"}
 
 
 def extract_final_answer(text: str) -> str | None:
@@ -25,6 +29,29 @@ def extract_calc_path(text: str) -> tuple[str, ...]:
     the same reasoning path however their prose differs.
     """
     return tuple(re.sub(r"\s+", "", eq) for eq in _CALC.findall(text))
+
+
+def _canonical(number: str) -> str:
+    return number.rstrip("0").rstrip(".") if "." in number else number
+
+
+def question_quantities(question: str) -> set[str]:
+    """Numbers a question states, in digits or as words ("doubles" → 2), as canonical strings."""
+    words = {_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", question.lower()) if w in _NUMBER_WORDS}
+    return {_canonical(n) for n in _NUMBER.findall(question.replace(",", ""))} | words
+
+
+def calc_path_grounded(path: list[str] | tuple[str, ...], question: str) -> bool:
+    """Whether every operand of every `a op b = c` equation is a quantity the question states or the result of
+    an earlier equation. A right answer reached through a number from nowhere (`7+2=9` when no 2 was given) is
+    a lucky guess, not a reasoning path; with small answers such guesses are common (docs/rft-calibration.md)."""
+    known = question_quantities(question)
+    for equation in path:
+        expr, _, result = equation.rpartition("=")
+        if any(_canonical(n) not in known for n in _NUMBER.findall(expr)):
+            return False
+        known |= {_canonical(n) for n in _NUMBER.findall(result)}
+    return True
 
 
 def answers_match(predicted: str | None, reference: str) -> bool:

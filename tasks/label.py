@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.answers import answers_match, extract_calc_path, extract_final_answer
+from tasks.answers import answers_match, calc_path_grounded, extract_calc_path, extract_final_answer
 from tasks.stage_cache import StageContext, run_stage
 from tasks.store import ArtifactRef
 from tasks.tables import read_rows, write_rows
@@ -32,11 +32,12 @@ def label_math_answer(completion: str, problem: dict) -> dict:
     """
     predicted = extract_final_answer(completion)
     correct = answers_match(predicted, problem["final"])
+    path = extract_calc_path(completion)
     # The written solution's path is already in the SFT data: selection counts it as kept (RFT, Sec. 4).
-    reference = problem.get("answer")
-    return {"pred": predicted, "correct": correct, "reward": float(correct),
-            "calc_path": list(extract_calc_path(completion)),
-            "reference_calc_path": list(extract_calc_path(reference)) if isinstance(reference, str) else None}
+    reference, question = problem.get("answer"), problem.get("question")
+    return {"pred": predicted, "correct": correct, "reward": float(correct), "calc_path": list(path),
+            "reference_calc_path": list(extract_calc_path(reference)) if isinstance(reference, str) else None,
+            "grounded": calc_path_grounded(path, question) if isinstance(question, str) else None}
 
 
 class LabelConfig(BaseModel):
@@ -68,7 +69,7 @@ def label_rewards(
             except Exception as exc:  # one bad row is recorded with its reason, never fatal to the stage
                 errors += 1
                 label = {"pred": None, "correct": False, "reward": 0.0, "calc_path": [],
-                         "reference_calc_path": None, "error": f"row {index}: {type(exc).__name__}: {exc}"}
+                         "reference_calc_path": None, "grounded": None, "error": f"row {index}: {type(exc).__name__}: {exc}"}
             labelled.append(row | label)
         write_rows(out / "labels.parquet", labelled)
         n_correct = sum(r["correct"] for r in labelled)

@@ -44,6 +44,13 @@ def _equation_holds(equation: str) -> bool:
     return bool(equals) and calc_result(expr) is not None and calc_result(expr) == calc_result(result)
 
 
+@register_criterion("grounded_calculations")
+def keep_grounded_calculations(samples: list[dict]) -> list[dict]:
+    """Drop samples whose equations use a number the question never gave (labelled `grounded` False): with
+    small answers, wrong paths often land on the right answer, and path de-duplication would keep exactly those."""
+    return [s for s in samples if s.get("grounded") is not False]
+
+
 @register_criterion("distinct_calc_path")
 def drop_duplicate_calc_paths(samples: list[dict]) -> list[dict]:
     """Keep the first sample of each distinct calculation path (list of `<<...>>` equations), as RFT does.
@@ -65,7 +72,8 @@ def drop_duplicate_calc_paths(samples: list[dict]) -> list[dict]:
 
 class SelectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    criteria: list[str] = Field(default_factory=lambda: ["correct", "valid_calculations", "distinct_calc_path"],
+    criteria: list[str] = Field(default_factory=lambda: ["correct", "valid_calculations", "grounded_calculations",
+                                                         "distinct_calc_path"],
                                 description="applied in order to each prompt's samples")
 
     @field_validator("criteria")

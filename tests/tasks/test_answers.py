@@ -49,3 +49,16 @@ def test_answers_match_works_off_main_thread():
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         assert pool.submit(answers_match, "0.5", "1/2").result() is True
+
+
+def test_calc_path_grounded_needs_every_operand_stated_or_computed():
+    from tasks.answers import calc_path_grounded, question_quantities
+
+    question = "Sara has 7 cookies. She buys 3 boxes with 3 cookies in each box. She doubles them. Ann has 1.50 dollars."
+    assert question_quantities(question) == {"7", "3", "2", "1.5"}
+    assert calc_path_grounded(["3*3=9", "7+9=16", "16*2=32"], question)
+    assert calc_path_grounded(["3*3=9", "7+2=9"], question)  # 2 is stated, as "doubles"
+    assert not calc_path_grounded(["3*3=9", "7+2=9"], question.replace(" She doubles them.", ""))
+    assert not calc_path_grounded(["3*3=9", "9+19=28"], question)  # 19 comes from nowhere
+    assert not calc_path_grounded(["5+3=8"], question)
+    assert calc_path_grounded([], question)

@@ -38,9 +38,11 @@ def test_math_answer_labeller_on_gsm8k_text():
     good = " She buys 3*4 = <<3*4=12>>12.\nShe has 12+5 = <<12+5=17>>17.\n#### 17"
     label = label_math_answer(good, problem)
     assert label == {"pred": "17", "correct": True, "reward": 1.0, "calc_path": ["3*4=12", "12+5=17"],
-                     "reference_calc_path": None}
-    with_solution = label_math_answer(good, {"final": "17", "answer": "4*3 = <<4*3=12>>12\n#### 17"})
-    assert with_solution["reference_calc_path"] == ["4*3=12"]
+                     "reference_calc_path": None, "grounded": None}
+    full = {"final": "17", "answer": "4*3 = <<4*3=12>>12\n#### 17", "question": "3 bags of 4, and 5 more?"}
+    with_solution = label_math_answer(good, full)
+    assert with_solution["reference_calc_path"] == ["4*3=12"] and with_solution["grounded"] is True
+    assert label_math_answer(good, full | {"question": "3 bags of 4, and 6 more?"})["grounded"] is False
     wrong = label_math_answer(" 3*4 = <<3*4=11>>11\n#### 16", problem)
     assert wrong["correct"] is False and wrong["reward"] == 0.0 and wrong["calc_path"] == ["3*4=11"]
     assert label_math_answer(" no answer here", problem)["pred"] is None

@@ -48,3 +48,9 @@ def test_valid_calculations_drops_samples_with_wrong_arithmetic():
     rows = [_row("p", 0, True, ["3*4=12", "12+5=17"]), _row("p", 1, True, ["3*4=11", "11+6=17"]),
             _row("p", 2, True, []), _row("p", 3, True, ["10/4=2.5"]), _row("p", 4, True, ["3*x=12"])]
     assert [r["sample_index"] for r in CRITERIA["valid_calculations"](rows)] == [0, 2, 3]
+
+
+def test_grounded_calculations_drops_paths_with_numbers_from_nowhere():
+    rows = [_row("p", 0, True, ["x"]), _row("p", 1, True, ["y"]), _row("p", 2, True, ["z"])]
+    rows[0]["grounded"], rows[1]["grounded"], rows[2]["grounded"] = True, False, None  # None: not checkable
+    assert [r["sample_index"] for r in CRITERIA["grounded_calculations"](rows)] == [0, 2]
