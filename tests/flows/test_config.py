@@ -42,3 +42,9 @@ def test_unknown_config_name_lists_known():
 def test_malformed_override():
     with pytest.raises(ConfigError, match="key.path=value"):
         load_config(RFTConfig, "rft", "smoke", ["rounds"])
+
+
+@pytest.mark.parametrize("name", ["default", "smoke", "plateau"])
+def test_every_shipped_rft_config_validates(name):
+    cfg = load_config(RFTConfig, "rft", name)
+    assert "grounded_calculations" in cfg.select.criteria or name == "smoke"
