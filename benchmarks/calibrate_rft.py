@@ -53,7 +53,7 @@ class Variant:
     k: int = 8
     temperature: float = 1.0
     calculator: bool = True  # GSM8K calculator fills in annotation results when sampling and evaluating
-    criteria: str = "correct+valid_calculations+distinct_calc_path"  # rejection criteria, in order
+    criteria: str = "correct+valid_calculations+grounded_calculations+distinct_calc_path"  # as configs/rft/default.yaml
     control: bool = True  # train and score the compute-matched control (skip when known from another variant)
     backend: str = "vllm"  # generation backend for sampling and evaluation ("hf" on GPU machines without vLLM)
     threads: int = 2
