@@ -69,7 +69,8 @@ def label_rewards(
             except Exception as exc:  # one bad row is recorded with its reason, never fatal to the stage
                 errors += 1
                 label = {"pred": None, "correct": False, "reward": 0.0, "calc_path": [],
-                         "reference_calc_path": None, "grounded": None, "error": f"row {index}: {type(exc).__name__}: {exc}"}
+                         "reference_calc_path": None, "grounded": None,
+                         "error": f"row {index}: {type(exc).__name__}: {exc}"}
             labelled.append(row | label)
         write_rows(out / "labels.parquet", labelled)
         n_correct = sum(r["correct"] for r in labelled)

@@ -54,7 +54,8 @@ def test_answers_match_works_off_main_thread():
 def test_calc_path_grounded_needs_every_operand_stated_or_computed():
     from tasks.answers import calc_path_grounded, question_quantities
 
-    question = "Sara has 7 cookies. She buys 3 boxes with 3 cookies in each box. She doubles them. Ann has 1.50 dollars."
+    question = ("Sara has 7 cookies. She buys 3 boxes with 3 cookies in each box. She doubles them. "
+                "Ann has 1.50 dollars.")
     assert question_quantities(question) == {"7", "3", "2", "1.5"}
     assert calc_path_grounded(["3*3=9", "7+9=16", "16*2=32"], question)
     assert calc_path_grounded(["3*3=9", "7+2=9"], question)  # 2 is stated, as "doubles"
