@@ -75,28 +75,27 @@ def parse_variant(text: str) -> Variant:
 
 def _generate(model_dir: Path, rows: list[dict], n: int, temperature: float, v: Variant, device_batch: int
               ) -> list:
+    from ray_cluster.calculator import generate_records
     from ray_cluster.generation import EngineSpec, PromptRecord, SamplingSpec, open_backend
     from tasks.data.tiny_arith import to_prompt
-
-    from ray_cluster.calculator import generate_with_calculator
 
     backend = open_backend(model_dir, "m", EngineSpec(backend=v.backend, batch_size=device_batch), v.threads)
     prompts = [PromptRecord(prompt_id=r["id"], text=to_prompt(r["question"])) for r in rows]
     sampling = SamplingSpec(n=n, temperature=temperature, max_tokens=160, calculator=v.calculator)
-    out = generate_with_calculator(backend, prompts, sampling) if v.calculator else backend.generate(prompts, sampling)
+    out = generate_records(backend, prompts, sampling)
     backend.close()
     return out
 
 
 def _evaluate(folders: dict[str, Path], test: list[dict], v: Variant, device_batch: int) -> dict:
     """Greedy pass@1 of each model on the held-out split, with its 95% Wilson interval."""
-    from tasks.answers import answers_match, extract_final_answer
     from tasks.intervals import wilson_ci95
+    from tasks.label import label_math_answer
 
-    finals, out = {r["id"]: r["final"] for r in test}, {}
+    by_id, out = {r["id"]: r for r in test}, {}
     for name, folder in folders.items():
         records = _generate(folder, test, 1, 0.0, v, device_batch)
-        hits = sum(answers_match(extract_final_answer(c.text), finals[c.prompt_id]) for c in records)
+        hits = sum(label_math_answer(c.text, by_id[c.prompt_id])["correct"] for c in records)
         out[f"{name}_acc"] = round(hits / len(test), 4)
         out[f"{name}_ci95"] = [round(x, 4) for x in wilson_ci95(hits, len(test))]
     return out
@@ -107,7 +106,7 @@ def run_variant(v: Variant) -> dict:
 
     from models.sft_data import tokenize_pair
     from models.sft_train import OptimConfig, run_sft
-    from models.tiny_llama import ModelSize, build_tiny_llama, save_model_folder
+    from models.tiny_llama import ModelSize, build_tiny_llama, load_model_folder, save_model_folder
     from models.tokenizer import build_digit_tokenizer
     from tasks.data.tiny_arith import TinyArithSpec, generate_problems, to_completion, to_prompt
     from tasks.label import label_math_answer
@@ -147,8 +146,6 @@ def run_variant(v: Variant) -> dict:
     selected = [(to_prompt(by_id[pid]["question"]), row["text"])
                 for pid, kept in select_per_prompt(labels, v.criteria.split("+")).items() for row in kept]
     rft_dir = fit("rft", pairs + selected, v.rft_steps, None)
-    from models.tiny_llama import load_model_folder
-
     models = {"base": base_dir, "rft": rft_dir}
     if v.control:
         models["control"] = fit("control", pairs, v.rft_steps, load_model_folder(base_dir)[0])

@@ -108,3 +108,11 @@ def generate_with_calculator(backend: GenerationBackend, prompts: list[PromptRec
     for key in pending:  # still calling the calculator after max_calls rounds: cut off there
         samples[key] = samples[key].model_copy(update={"finish_reason": "length", "stop_reason": None})
     return [samples[(r.prompt_id, r.sample_index)] for r in records]
+
+
+def generate_records(backend: GenerationBackend, prompts: list[PromptRecord], sampling: SamplingSpec
+                     ) -> list[CompletionRecord]:
+    """What every caller of a backend uses: through the calculator when `sampling.calculator` asks for it."""
+    if sampling.calculator:
+        return generate_with_calculator(backend, prompts, sampling)
+    return backend.generate(prompts, sampling)

@@ -33,11 +33,9 @@ class GenerationEngine:
         self.backend = open_backend(materialize(model), model_id, spec, threads)
 
     def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
-        if sampling.calculator:
-            from ray_cluster.calculator import generate_with_calculator
+        from ray_cluster.calculator import generate_records
 
-            return generate_with_calculator(self.backend, prompts, sampling)
-        return self.backend.generate(prompts, sampling)
+        return generate_records(self.backend, prompts, sampling)
 
     def ping(self) -> bool:
         return True

@@ -41,7 +41,8 @@ def keep_valid_calculations(samples: list[dict]) -> list[dict]:
 
 def _equation_holds(equation: str) -> bool:
     expr, equals, result = equation.rpartition("=")
-    return bool(equals) and calc_result(expr) is not None and calc_result(expr) == calc_result(result)
+    value = calc_result(expr) if equals else None
+    return value is not None and value == calc_result(result)
 
 
 @register_criterion("grounded_calculations")

@@ -83,3 +83,12 @@ def test_calculator_rounds_stop_at_the_token_budget():
     [record] = generate_with_calculator(backend, [PromptRecord(prompt_id="a", text="Q")], sampling)
     assert record.finish_reason == "length" and record.text == " 3*4 = <<3*4=12>>"
     assert len(backend.calls) == 1  # no budget left for a second round
+
+
+def test_generate_records_uses_the_calculator_only_when_asked():
+    from ray_cluster.calculator import generate_records
+
+    prompt = [PromptRecord(prompt_id="a", text="Q")]
+    plain = generate_records(ScriptedBackend(), prompt, SamplingSpec(n=1, max_tokens=50))
+    calc = generate_records(ScriptedBackend(), prompt, SamplingSpec(n=1, max_tokens=50, calculator=True))
+    assert plain[0].text == " 3*4 = <<3*4=11>>11 more" and calc[0].text == " 3*4 = <<3*4=12>>12\n#### 12"
