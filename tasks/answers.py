@@ -1,11 +1,16 @@
-"""Pure functions over GSM8K-format answers: final answer, calculation path, answer equivalence."""
+"""Pure functions over math answers: final answer (GSM8K `####`, `\\boxed{}`, "The answer is ..."), calculation
+path, answer equivalence (math-verify)."""
 from __future__ import annotations
 
+import functools
+import logging
 import re
 
 from math_verify import parse, verify
 
 _FINAL = re.compile(r"####([^\n]*)")
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_THE_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is:?\s*(.+?)\s*(?:\.\s*)?$", re.MULTILINE)
 _CALC = re.compile(r"<<([^<>]*)>>")
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -20,6 +25,34 @@ def extract_final_answer(text: str) -> str | None:
     if not matches:
         return None
     return matches[-1].replace(",", "").strip()
+
+
+def extract_boxed(text: str) -> str | None:
+    """The contents of the last `\\boxed{...}` (or `\\fbox{...}`), braces balanced; None when there is none."""
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    if not starts:
+        return None
+    depth, start = 1, starts[-1]
+    for index in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return text[start:index].strip()
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a solution in any of the seeds' formats, tried in order: GSM8K's `#### 18`, MATH's
+    last `\\boxed{...}`, then a closing "The answer is 18." (MAmmoTH, WizardMath). None when none is found."""
+    for extract in (extract_final_answer, extract_boxed, _extract_answer_is):
+        found = extract(text)
+        if found:
+            return found
+    return None
+
+
+def _extract_answer_is(text: str) -> str | None:
+    matches = _THE_ANSWER_IS.findall(text)
+    return matches[-1].strip().strip("$").strip() if matches else None
 
 
 def extract_calc_path(text: str) -> tuple[str, ...]:
@@ -55,16 +88,33 @@ def calc_path_grounded(path: list[str] | tuple[str, ...], question: str) -> bool
 
 
 def answers_match(predicted: str | None, reference: str) -> bool:
-    """Whether `predicted` is mathematically equal to `reference` ("18" vs "18.0", "1/2" vs "0.5")."""
+    """Whether `predicted` is mathematically equal to `reference` ("18" vs "18.0", "1/2" vs "0.5",
+    "\\frac{1}{2}" vs "0.5", "(x+1)^2" vs "x^2+2x+1"), by math-verify. Identical strings and integers skip it."""
     if predicted is None:
         return False
     predicted, reference = predicted.strip(), reference.strip()
     if _INTEGER.fullmatch(predicted) and _INTEGER.fullmatch(reference):
         return int(predicted) == int(reference)
-    # Timeouts off: math-verify implements them with signal.alarm, which fails outside the main thread
-    # (Ray actors, thread pools).
-    gold = parse(reference, parsing_timeout=None)
-    target = parse(predicted, parsing_timeout=None)
+    if _squash(predicted) == _squash(reference):
+        return True
+    gold, target = _parse_answer(reference), _parse_answer(predicted)
     if not gold or not target:
         return False
-    return bool(verify(gold, target, timeout_seconds=None))
+    return bool(verify(list(gold), list(target), timeout_seconds=None))
+
+
+def _squash(answer: str) -> str:
+    return re.sub(r"\s+|\\!|\\,|\\ ", "", answer).strip("$")
+
+
+# Timeouts off: math-verify implements them with signal.alarm, which fails outside the main thread (Ray
+# actors, thread pools); the label stage bounds time per chunk instead. It warns about that on every call.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_answer(answer: str) -> tuple:
+    """A bare answer string parsed by math-verify, as LaTeX (inside $...$) first, then as a plain expression.
+    Cached: a reference is compared with every sample of its problem."""
+    latex = answer if answer.startswith("$") else f"${answer}$"
+    return tuple(parse(latex, parsing_timeout=None) or parse(answer, parsing_timeout=None))

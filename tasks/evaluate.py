@@ -1,65 +1,66 @@
-"""Scoring labelled samples: pass@1 (greedy) and maj@K (majority vote over K samples), with 95% intervals."""
+"""Scoring labelled samples: greedy pass@1, maj@K, unbiased pass@k, with 95% intervals and per-group breakdowns."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
 from prefect import task
 from prefect.cache_policies import NONE
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.intervals import wilson_ci95
+from tasks.metrics import accuracy_summary, breakdown, first_sample_correct, majority_vote_correct, pass_at_k
 from tasks.stage_cache import StageContext, run_stage
 from tasks.store import ArtifactRef
 from tasks.tables import read_rows, write_rows
 
 
-def first_sample_correct(samples: list[dict]) -> bool:
-    """pass@1 with one (greedy) sample per prompt."""
-    return bool(min(samples, key=lambda s: s["sample_index"])["correct"])
-
-
-def majority_vote_correct(samples: list[dict]) -> bool:
-    """maj@K: the most common extracted answer wins (ties go to the earliest sample); unanswered votes don't count."""
-    votes = [s for s in sorted(samples, key=lambda s: s["sample_index"]) if s["pred"] is not None]
-    if not votes:
-        return False
-    counts = Counter(s["pred"] for s in votes)
-    best = max(counts.values())
-    winner = next(s for s in votes if counts[s["pred"]] == best)
-    return bool(winner["correct"])
-
-
-SCORERS = {"pass@1": first_sample_correct, "maj": majority_vote_correct}
-
-
 class ScoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: Literal["pass@1", "maj"] = "pass@1"
+    metric: Literal["pass@1", "maj", "pass@k"] = "pass@1"
+    k: int = Field(default=1, ge=1, description="k of pass@k (needs >= k samples per problem)")
+    breakdown: str | None = Field(default=None, description="a problem field to break accuracy down by (MATH: level)")
 
 
-def score(rows: list[dict], metric: str) -> tuple[dict, list[dict]]:
+def problem_score(samples: list[dict], cfg: ScoreConfig) -> float:
+    """One problem's score under the metric: 0/1 for pass@1 and maj, the unbiased estimate for pass@k."""
+    if cfg.metric == "pass@1":
+        return float(first_sample_correct(samples))
+    if cfg.metric == "maj":
+        return float(majority_vote_correct(samples))
+    return pass_at_k(len(samples), sum(bool(s["correct"]) for s in samples), cfg.k)
+
+
+def score(rows: list[dict], cfg: ScoreConfig, problems: dict[str, dict] | None = None) -> tuple[dict, list[dict]]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         groups[row["prompt_id"]].append(row)
-    per_problem = [{"prompt_id": pid, "correct": SCORERS[metric](group), "samples": len(group)}
-                   for pid, group in sorted(groups.items())]
-    hits = sum(p["correct"] for p in per_problem)
-    lo, hi = wilson_ci95(hits, len(per_problem))
+    per_problem = []
+    for pid, group in sorted(groups.items()):
+        value = problem_score(group, cfg)
+        extra = {cfg.breakdown: (problems or {}).get(pid, {}).get(cfg.breakdown)} if cfg.breakdown else {}
+        per_problem.append({"prompt_id": pid, "score": value, "correct": value >= 1.0, "samples": len(group)} | extra)
     k = max((p["samples"] for p in per_problem), default=0)
-    summary = {"metric": metric if metric == "pass@1" else f"maj@{k}", "n": len(per_problem), "correct": hits,
-               "accuracy": hits / len(per_problem) if per_problem else 0.0, "ci95": [lo, hi]}
+    name = {"pass@1": "pass@1", "maj": f"maj@{k}", "pass@k": f"pass@{cfg.k}"}[cfg.metric]
+    summary = accuracy_summary([p["score"] for p in per_problem], name)
+    if cfg.breakdown:
+        summary["by_" + cfg.breakdown] = breakdown(per_problem, cfg.breakdown)
     return summary, per_problem
 
 
 @task(name="score_accuracy", retries=1, cache_policy=NONE, task_run_name="score_accuracy[{name}]")
-def score_accuracy(name: str, labels: ArtifactRef, cfg: ScoreConfig, ctx: StageContext) -> ArtifactRef:
-    """per_problem.parquet plus the summary (accuracy, 95% CI) in the manifest's metrics."""
+def score_accuracy(name: str, labels: ArtifactRef, cfg: ScoreConfig, ctx: StageContext,
+                   problems: ArtifactRef | None = None, split: str = "test") -> ArtifactRef:
+    """per_problem.parquet plus the summary (accuracy, 95% CI, breakdown) in the manifest's metrics."""
+    if cfg.breakdown and problems is None:
+        raise ValueError(f"score.breakdown={cfg.breakdown!r} needs the problems artifact")
 
     def compute(out: Path) -> dict:
-        summary, per_problem = score(read_rows(ctx.open_store(), labels, "labels"), cfg.metric)
+        store = ctx.open_store()
+        by_id = {r["id"]: r for r in read_rows(store, problems, split)} if problems is not None else None
+        summary, per_problem = score(read_rows(store, labels, "labels"), cfg, by_id)
         write_rows(out / "per_problem.parquet", per_problem)
         return summary
 
-    return run_stage(ctx, "score_accuracy", cfg, {"labels": labels}, compute)
+    inputs = {"labels": labels} | ({"problems": problems} if problems is not None else {})
+    return run_stage(ctx, "score_accuracy", cfg, inputs, compute, code_modules=("tasks.metrics", "tasks.answers"))

@@ -37,9 +37,11 @@ class StageContext(BaseModel):
         return ArtifactStore(self.store)
 
 
-def code_version(fn: Callable) -> str:
-    """Hash of the source of the module defining `fn`: editing a stage's code recomputes that stage."""
-    source = inspect.getsource(sys.modules[fn.__module__])
+def code_version(fn: Callable, extra_modules: tuple[str, ...] = ()) -> str:
+    """Hash of the source of the module defining `fn` and of `extra_modules` (the code it delegates to, e.g.
+    the labellers a label stage uses): editing that code recomputes the stage."""
+    names = [fn.__module__, *sorted(set(extra_modules) - {fn.__module__})]
+    source = "\n".join(inspect.getsource(sys.modules[name]) for name in names)
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
@@ -77,15 +79,17 @@ def run_stage(
     inputs: dict[str, ArtifactRef],
     compute: Callable[..., dict],
     resumable: bool = False,
+    code_modules: tuple[str, ...] = (),
 ) -> ArtifactRef:
     """Reuse the committed output of this stage, or run `compute(out_dir) -> metrics` and commit it.
 
     `compute` writes the artifact's files into `out_dir` and returns a dict of metrics (row counts, accuracy,
     ...) that goes into the manifest, so reports can be built from manifests alone. A `resumable` stage is
-    called as `compute(out_dir, parts)` and saves finished pieces through `parts` as it goes.
+    called as `compute(out_dir, parts)` and saves finished pieces through `parts` as it goes. `code_modules`
+    names further modules whose source is part of the stage's code version.
     """
     store = ctx.open_store()
-    version = code_version(compute)
+    version = code_version(compute, code_modules)
     key = stage_key(stage, version, cfg, inputs)
     console = Console(stderr=True)
     found = store.lookup(stage, key)
