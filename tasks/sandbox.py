@@ -128,8 +128,11 @@ def _launch(workdir: Path, uid: int | None, caps: dict, limits: SandboxLimits, s
     proc.stdin.write(json.dumps(spec).encode())
     proc.stdin.close()
     streams, why = _collect(proc, status_read, limits)
-    returncode = proc.wait()
+    _, wait_status, usage = os.wait4(proc.pid, 0)  # usage includes the program, which the launcher reaped
+    proc.returncode = returncode = os.waitstatus_to_exitcode(wait_status)
     wall = time.monotonic() - start
+    if not why and usage.ru_utime + usage.ru_stime >= limits.cpu_seconds:
+        why = "cpu_limit"
     stdout, stderr, status_text = (streams[k].decode(errors="replace") for k in ("stdout", "stderr", "status"))
     keep = limits.keep_output_chars
     return _classify(why, returncode, status_text, token, stdout[:keep], stderr[-keep:], wall, limits)
@@ -184,6 +187,8 @@ def _classify(why: str, returncode: int, status_text: str, token: str, stdout: s
 
     if why == "timeout":
         return result("timeout", f"killed after {limits.wall_seconds:g} s wall-clock")
+    if why == "cpu_limit":
+        return result("timeout", f"killed at its CPU-time limit of {limits.cpu_seconds} s")
     if why == "output_limit":
         return result("output_limit", f"printed more than {limits.max_output_kb} KiB")
     if "sandbox setup failed" in stderr:
@@ -197,8 +202,7 @@ def _classify(why: str, returncode: int, status_text: str, token: str, stdout: s
     if returncode >= 128:
         sig = returncode - 128
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        why_cpu = " (CPU-time limit)" if sig == signal.SIGXCPU else ""
-        return result("killed", f"killed by {name}{why_cpu}")
+        return result("killed", f"killed by {name}")
     if returncode == 0:
         return result("exited", "the program ended the process (os._exit) before it finished")
     last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {returncode}"
