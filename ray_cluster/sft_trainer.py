@@ -5,6 +5,7 @@ Workers build or load the model, run the plain-torch loop from `models.sft_train
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
@@ -108,16 +109,19 @@ def fit_sft(
 
     runner = threading.Thread(target=fit, daemon=True)
     runner.start()
-    while runner.is_alive():
-        runner.join(timeout=0.5)
-        while queue is not None and not queue.empty():
-            on_progress(*queue.get_nowait())
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
-    if result.error:
-        raise result.error
-    result.checkpoint.to_directory(str(out_dir))
-    if queue is not None:
-        queue.shutdown()
-    return dict(result.metrics or {})
+    try:
+        while runner.is_alive():
+            runner.join(timeout=0.5)
+            while queue is not None and not queue.empty():
+                on_progress(*queue.get_nowait())
+        if "error" in outcome:
+            raise outcome["error"]
+        result = outcome["result"]
+        if result.error:
+            raise result.error
+        result.checkpoint.to_directory(str(out_dir))
+        return dict(result.metrics or {})
+    finally:
+        if queue is not None:
+            queue.shutdown()
+        shutil.rmtree(scratch, ignore_errors=True)  # Ray Train's run folder: the checkpoint is copied out

@@ -7,6 +7,7 @@ in one artifact (RFT-U in Yuan et al. 2023), each row naming the model that wrot
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -97,28 +98,31 @@ def sample_completions(
         resumed = len(models) * len(shards) - sum(len(t) for t in todo.values())
         done_prompts = sum(len(shards[i]) for m in models for i in shards if i not in todo[m])
         scratch = Path(tempfile.mkdtemp(prefix="winnow-shards-"))
-        total = len(models) * len(prompts) * cfg.sampling.n
-        timings = {"engine_start_s": 0.0, "generate_wall_s": 0.0}
-        with progress_bar(f"generate {name}", total, ctx.show_progress, "completions") as bar:
-            bar.advance(done_prompts * cfg.sampling.n)
-            for model_name, model_todo in todo.items():
-                if not model_todo:
-                    continue
-                ensure_ray(ctx.ray)
+        try:
+            total = len(models) * len(prompts) * cfg.sampling.n
+            timings = {"engine_start_s": 0.0, "generate_wall_s": 0.0}
+            with progress_bar(f"generate {name}", total, ctx.show_progress, "completions") as bar:
+                bar.advance(done_prompts * cfg.sampling.n)
+                for model_name, model_todo in todo.items():
+                    if not model_todo:
+                        continue
+                    ensure_ray(ctx.ray)
 
-                def persist(shard_id: int, records: list[CompletionRecord], model_name: str = model_name) -> None:
-                    local = scratch / _part_name(model_name, shard_id)
-                    write_rows(local, [r.model_dump() for r in records], SAMPLES_SCHEMA)
-                    parts.put(local.name, local)  # saved before the next shard starts: survives a crash
-                    bar.advance(len(records))
+                    def persist(shard_id: int, records: list[CompletionRecord], model_name: str = model_name) -> None:
+                        local = scratch / _part_name(model_name, shard_id)
+                        write_rows(local, [r.model_dump() for r in records], SAMPLES_SCHEMA)
+                        parts.put(local.name, local)  # saved before the next shard starts: survives a crash
+                        bar.advance(len(records))
 
-                spent = run_shards(store.folder(models[model_name]), model_name, cfg.engine, cfg.pool,
-                                   model_todo, cfg.sampling, persist)
-                timings = {k: timings[k] + spent[k] for k in timings}
-        samples = _gather(parts, [_part_name(m, i) for m in models for i in sorted(shards)], scratch)
-        write_rows(out / "samples.parquet", samples, SAMPLES_SCHEMA)
-        return _metrics(samples, len(prompts), len(models) * len(shards), resumed) | timings | {
-            "wall_tokens_per_s": _rate(samples, shards, todo, models, timings["generate_wall_s"])}
+                    spent = run_shards(store.folder(models[model_name]), model_name, cfg.engine, cfg.pool,
+                                       model_todo, cfg.sampling, persist)
+                    timings = {k: timings[k] + spent[k] for k in timings}
+            samples = _gather(parts, [_part_name(m, i) for m in models for i in sorted(shards)], scratch)
+            write_rows(out / "samples.parquet", samples, SAMPLES_SCHEMA)
+            return _metrics(samples, len(prompts), len(models) * len(shards), resumed) | timings | {
+                "wall_tokens_per_s": _rate(samples, shards, todo, models, timings["generate_wall_s"])}
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     inputs = {"problems": problems, **{f"model:{m}": ref for m, ref in models.items()}}
     return run_stage(ctx, "sample_completions", cfg, inputs, compute, resumable=True)
