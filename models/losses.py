@@ -35,3 +35,79 @@ def sft_loss(
     token_nll = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), targets.reshape(-1),
                                 reduction="none").view_as(mask)
     return (token_nll * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def token_logprobs(
+    logits: torch.Tensor,  # (B, T, V)
+    input_ids: torch.Tensor,  # (B, T)
+) -> torch.Tensor:
+    """log p(token t | tokens < t) for t >= 1, shape (B, T-1)."""
+    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)  # (B, T-1, V)
+    return logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+
+
+def sequence_logprobs(
+    logits: torch.Tensor,  # (B, T, V)
+    input_ids: torch.Tensor,  # (B, T)
+    loss_mask: torch.Tensor,  # (B, T) 1 on response tokens
+    average: bool = False,
+) -> torch.Tensor:
+    """Summed (or per-token averaged) log-probability of each row's response tokens, shape (B,)."""
+    mask = loss_mask[:, 1:].float()  # (B, T-1)
+    total = (token_logprobs(logits, input_ids) * mask).sum(-1)  # (B,)
+    return total / mask.sum(-1).clamp(min=1.0) if average else total
+
+
+@register_loss("pairwise_rm")
+def pairwise_rm_loss(
+    chosen: torch.Tensor,  # (B,) reward of the preferred response
+    rejected: torch.Tensor,  # (B,) reward of the other one
+) -> torch.Tensor:
+    """Per-pair loss -log σ(r_chosen - r_rejected) (InstructGPT eq. 1 with K = 2), shape (B,)."""
+    return -F.logsigmoid(chosen - rejected)
+
+
+@register_loss("ranking_rm")
+def ranking_rm_loss(
+    rewards: torch.Tensor,  # (B, K) rewards of K responses per prompt, ordered best first
+    valid: torch.Tensor | None = None,  # (B, K) 1 where a response exists (groups may have fewer than K)
+) -> torch.Tensor:
+    """InstructGPT's K-way ranking: every pair (i better than j) of a prompt's K ranked responses in one batch,
+    -1/C(K,2) Σ_{i<j} log σ(r_i - r_j); shape (B,). All C(K,2) comparisons of a prompt share one forward pass,
+    which is why the paper batches them per prompt instead of as separate pairs (it overfits otherwise)."""
+    b, k = rewards.shape
+    valid = torch.ones_like(rewards) if valid is None else valid.to(rewards.dtype)
+    diff = rewards[:, :, None] - rewards[:, None, :]  # (B, K, K): r_i - r_j
+    better = torch.triu(torch.ones(k, k, dtype=rewards.dtype, device=rewards.device), diagonal=1)  # i < j
+    pairs = better[None] * valid[:, :, None] * valid[:, None, :]  # (B, K, K)
+    return -(F.logsigmoid(diff) * pairs).sum((1, 2)) / pairs.sum((1, 2)).clamp(min=1.0)
+
+
+@register_loss("dpo")
+def dpo_loss(
+    policy_chosen: torch.Tensor,  # (B,) log π(y_w | x), summed over response tokens
+    policy_rejected: torch.Tensor,  # (B,) log π(y_l | x)
+    reference_chosen: torch.Tensor,  # (B,) log π_ref(y_w | x), cached once before training
+    reference_rejected: torch.Tensor,  # (B,) log π_ref(y_l | x)
+    beta: float = 0.1,
+) -> torch.Tensor:
+    """DPO (Rafailov et al. 2023): -log σ(β[(log π(y_w) - log π_ref(y_w)) - (log π(y_l) - log π_ref(y_l))]),
+    shape (B,)."""
+    margin = (policy_chosen - reference_chosen) - (policy_rejected - reference_rejected)
+    return -F.logsigmoid(beta * margin)
+
+
+@register_loss("rrtf")
+def rrtf_loss(
+    logp: torch.Tensor,  # (B, K) per-token mean log-prob of each of K responses to a prompt
+    scores: torch.Tensor,  # (B, K) their scores (unit-test results), higher is better
+    best_nll: torch.Tensor,  # (B,) summed NLL of the best-scored response, the fine-tuning term
+    valid: torch.Tensor | None = None,  # (B, K) 1 where a response exists
+) -> torch.Tensor:
+    """PanGu-Coder2's RRTF: L_rank = Σ_{s_i < s_j} max(0, p_i - p_j) plus L_ft = -log P(best response);
+    shape (B,). The ranking term pushes every worse-scored response below every better-scored one."""
+    valid = torch.ones_like(logp) if valid is None else valid.to(logp.dtype)
+    worse = (scores[:, :, None] < scores[:, None, :]).to(logp.dtype)  # (B, K, K): s_i < s_j
+    pairs = worse * valid[:, :, None] * valid[:, None, :]
+    rank = (torch.relu(logp[:, :, None] - logp[:, None, :]) * pairs).sum((1, 2))  # (B,)
+    return rank + best_nll

@@ -42,7 +42,20 @@ def load_reward_model(folder: Path, device: str = "cpu") -> tuple[PreTrainedMode
 
 
 def _value_head(model: PreTrainedModel) -> torch.nn.Module | None:
-    return getattr(model, "score", None)
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(hf, "score", None)
+
+
+class EOSReward(torch.nn.Module):
+    """A reward model whose forward is `reward_forward`, so DDP (which needs the forward to go through it)
+    can wrap the reward computation itself."""
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, eos_index: torch.Tensor) -> torch.Tensor:
+        return reward_forward(self.model, input_ids, attention_mask, eos_index)
 
 
 def encode_for_reward(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_len: int) -> dict[str, torch.Tensor]:
@@ -62,13 +75,23 @@ def encode_for_reward(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_
     return {"input_ids": input_ids, "attention_mask": attention_mask, "eos_index": eos_index}
 
 
-@torch.no_grad()
-def rewards_at_eos(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+def reward_forward(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    eos_index: torch.Tensor) -> torch.Tensor:
-    """The value head applied to the hidden state at each row's EOS token.
+    """The value head applied to the hidden state at each row's EOS token, plus the normalisation offset
+    (`config.reward_bias`, set so the SFT demonstrations average 0: InstructGPT), with gradients.
 
     input_ids, attention_mask: (B, T) right-padded; eos_index: (B,). Returns (B,) float rewards.
     """
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model  # through a LoRA (peft) wrapper
+    backbone = getattr(hf, hf.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
     at_eos = hidden[torch.arange(hidden.shape[0], device=hidden.device), eos_index.to(hidden.device)]  # (B, H)
-    return _value_head(model)(at_eos).squeeze(-1).float()  # (B,)
+    bias = float(getattr(model.config, "reward_bias", 0.0) or 0.0)
+    return _value_head(model)(at_eos).squeeze(-1).float() + bias  # (B,)
+
+
+@torch.no_grad()
+def rewards_at_eos(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   eos_index: torch.Tensor) -> torch.Tensor:
+    """`reward_forward` without gradients: scoring."""
+    return reward_forward(model, input_ids, attention_mask, eos_index)

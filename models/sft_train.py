@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,9 @@ class OptimConfig(BaseModel):
     max_len: int = Field(default=384, ge=8, description="examples are truncated to this many tokens")
     loss: str = "sft"
     seed: int = 0
+    grad_accum: int = Field(default=1, ge=1, description="micro-batches per optimizer step (per worker)")
+    precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16 autocast where the device has it")
+    checkpoint_every: int = Field(default=100, ge=1, description="optimizer steps between checkpoints")
 
 
 def lr_factor(step: int, cfg: OptimConfig) -> float:
