@@ -7,6 +7,7 @@ so do the keys of everything downstream (their inputs changed), and nothing upst
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
 import shutil
@@ -41,7 +42,7 @@ def code_version(fn: Callable, extra_modules: tuple[str, ...] = ()) -> str:
     """Hash of the source of the module defining `fn` and of `extra_modules` (the code it delegates to, e.g.
     the labellers a label stage uses): editing that code recomputes the stage."""
     names = [fn.__module__, *sorted(set(extra_modules) - {fn.__module__})]
-    source = "\n".join(inspect.getsource(sys.modules[name]) for name in names)
+    source = "\n".join(inspect.getsource(importlib.import_module(name)) for name in names)
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
@@ -70,6 +71,10 @@ class StageParts:
 
     def fetch(self, path: str, local_file: Path) -> Path:
         return self.store.get_part(path, local_file)
+
+    def folder(self) -> tuple[str, dict]:
+        """URL of this stage's parts folder and the storage options to open it (for workers on other nodes)."""
+        return self.store.url_of(self.store.parts_dir(self.stage, self.key)), dict(self.store.spec.storage_options)
 
 
 def run_stage(

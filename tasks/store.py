@@ -162,14 +162,14 @@ class ArtifactStore:
                 fh.write(text)
 
     # ---- parts: the finished pieces of a stage that has not committed yet ------------------------------
-    def _parts_dir(self, stage: str, key: str) -> str:
+    def parts_dir(self, stage: str, key: str) -> str:
         return f"{self._artifact_dir(stage, key)}/parts"
 
     def put_part(self, stage: str, key: str, name: str, local_file: Path) -> None:
         """Store one finished piece (e.g. a generation shard) atomically: it exists whole or not at all."""
-        target = f"{self._parts_dir(stage, key)}/{name}"
+        target = f"{self.parts_dir(stage, key)}/{name}"
         if self.is_local:
-            self.fs.makedirs(self._parts_dir(stage, key), exist_ok=True)
+            self.fs.makedirs(self.parts_dir(stage, key), exist_ok=True)
             tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
             self.fs.put_file(str(local_file), tmp)
             os.replace(tmp, target)
@@ -179,9 +179,9 @@ class ArtifactStore:
 
     def list_parts(self, stage: str, key: str) -> dict[str, str]:
         """Finished parts of (stage, key) by name → path (temporary files of interrupted writes excluded)."""
-        self.fs.invalidate_cache(self._parts_dir(stage, key))  # s3fs caches listings; another process wrote
+        self.fs.invalidate_cache(self.parts_dir(stage, key))  # s3fs caches listings; another process wrote
         try:
-            paths = self.fs.ls(self._parts_dir(stage, key), detail=False)
+            paths = self.fs.ls(self.parts_dir(stage, key), detail=False)
         except FileNotFoundError:
             return {}
         found = {p.rsplit("/", 1)[-1]: p for p in paths}
@@ -194,7 +194,7 @@ class ArtifactStore:
     def drop_parts(self, stage: str, key: str) -> None:
         """After the commit the parts are duplicates of the artifact's data; remove them."""
         try:
-            self.fs.rm(self._parts_dir(stage, key), recursive=True)
+            self.fs.rm(self.parts_dir(stage, key), recursive=True)
         except FileNotFoundError:
             pass
         self.fs.invalidate_cache()

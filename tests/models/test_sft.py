@@ -5,7 +5,7 @@ import torch
 
 from models.losses import get_loss, sft_loss
 from models.sft_data import TokenizedExample, collate
-from models.sft_train import OptimConfig, batch_stream, lr_factor
+from models.sft_train import OptimConfig, lr_factor
 
 
 def test_sft_loss_hand_computed_and_masks_prompt_and_padding():
@@ -37,13 +37,14 @@ def test_lr_schedule_warms_up_then_decays_to_floor():
     assert lr_factor(110, cfg) == pytest.approx(0.1)
 
 
-def test_batch_stream_workers_split_each_global_batch_and_cover_the_epoch():
+def test_bucketed_epochs_cover_every_example_once_in_length_grouped_batches():
+    from models.train_methods import SFTMethod
+
     examples = [TokenizedExample([i] * (1 + i % 5), [1] * (1 + i % 5)) for i in range(32)]
-    ranks = [batch_stream(examples, per_worker_batch=4, seed=3, rank=r, world=2) for r in range(2)]
-    seen = []
-    for _ in range(4):  # one epoch = 32 examples = 4 global batches of 8
-        parts = [next(stream) for stream in ranks]
-        ids = [[e.input_ids[0] for e in part] for part in parts]
-        assert not set(ids[0]) & set(ids[1])
-        seen += ids[0] + ids[1]
-    assert sorted(seen) == list(range(32))
+    method = SFTMethod(examples, pad_id=0, batching="bucketed", batch_size=8)
+    order = method.epoch_units(epoch=0, seed=3)
+    assert sorted(order) == list(range(32)) and order != method.epoch_units(epoch=1, seed=3)
+    batches = [order[i: i + 8] for i in range(0, 32, 8)]
+    # within one window the batches are cut from a length-sorted list: each batch spans few lengths
+    assert all(max(len(examples[i].input_ids) for i in b) - min(len(examples[i].input_ids) for i in b) <= 2
+               for b in batches)
