@@ -21,9 +21,11 @@ console = Console()
 
 def _flows() -> dict:
     from flows.generate import GenerateFlowConfig, generate
+    from flows.reward_model import RewardModelConfig, reward_model
     from flows.rft import RFTConfig, rft
 
-    return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate)}
+    return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate),
+            "reward_model": (RewardModelConfig, reward_model)}
 
 
 def _load(method: str, config: str, overrides: list[str]):

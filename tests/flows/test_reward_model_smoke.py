@@ -1,0 +1,37 @@
+"""The reward-model flow on a handful of problems, then its RM used by the label stage."""
+from __future__ import annotations
+
+import pytest
+
+from flows.config import load_config
+from flows.reward_model import RewardModelConfig, reward_model
+from models.reward_model import load_reward_model
+from tasks.label import LabelConfig, label_rewards
+from tasks.stage_cache import StageContext
+from tasks.store import ArtifactStore
+from tasks.tables import read_rows
+
+pytestmark = pytest.mark.slow
+
+
+def test_reward_model_flow_trains_normalises_evaluates_and_plugs_into_labelling(tmp_path, ray_local):
+    cfg = load_config(RewardModelConfig, "reward_model", "smoke", [f"store.url={tmp_path / 'store'}"])
+    result = reward_model(cfg)
+    store = ArtifactStore(cfg.store)
+    pairs = store.list("make_preferences")[-1]["metrics"]
+    assert pairs["pairs_train"] > 0 and pairs["pairs_test"] > 0
+    evaluation = store.manifest(result.evaluation)["metrics"]
+    assert evaluation["n"] == pairs["pairs_test"] and 0.0 <= evaluation["accuracy"] <= 1.0
+    folder = store.local_path(result.model)
+    model, _ = load_reward_model(folder)
+    assert model.config.reward_bias != 0.0  # demonstrations now average 0
+    assert (folder / "loss.png").exists() and (store.local_path(result.report) / "report.md").exists()
+    assert "pairwise accuracy" in (store.local_path(result.report) / "report.md").read_text()
+
+    samples = store.lookup("sample_completions", store.list("sample_completions")[-1]["key"])
+    problems = store.lookup("make_tiny_arith", store.list("make_tiny_arith")[-1]["key"])
+    label_cfg = LabelConfig(split="train", labellers=[{"name": "math_answer"}, {"name": "reward_model"}],
+                            combine="product", reward_model={"model": str(folder)})
+    ctx = StageContext(store=cfg.store, show_progress=False)
+    labels = read_rows(store, label_rewards.fn("with-rm", samples, problems, label_cfg, ctx), "labels")
+    assert all(r["reward"] == pytest.approx(r["reward_math_answer"] * r["reward_reward_model"]) for r in labels)
