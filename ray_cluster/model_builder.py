@@ -57,7 +57,9 @@ def build_method(job, pad_id: int):
 
 def build_for_job(job):
     tokenizer, model = build_model(job)
-    return tokenizer, model, build_method(job, tokenizer.pad_token_id)
+    # pretrained tokenizers often have no pad token; padded positions are masked, so EOS serves
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return tokenizer, model, build_method(job, pad_id)
 
 
 def trainable_model(job, model):

@@ -23,9 +23,10 @@ def _flows() -> dict:
     from flows.generate import GenerateFlowConfig, generate
     from flows.reward_model import RewardModelConfig, reward_model
     from flows.rft import RFTConfig, rft
+    from flows.rrtf import RRTFConfig, rrtf
 
     return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate),
-            "reward_model": (RewardModelConfig, reward_model)}
+            "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf)}
 
 
 def _load(method: str, config: str, overrides: list[str]):

@@ -1,0 +1,82 @@
+"""RRTF (PanGu-Coder2, Shen et al. 2023): sample K programs per problem → run their unit tests (sandboxed) →
+rank by the results → train with the ranking loss plus SFT on the best → pass@1 before and after.
+
+The policy is a tiny model trained here on the embedded tiny-code task (`base_sft`), or a pretrained model
+imported from a package (`pretrained`, e.g. SmolLM2 for the HumanEval config)."""
+from __future__ import annotations
+
+import os
+import uuid
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.evaluate import EvalConfig, evaluate_model
+from ray_cluster.connect import RayConfig
+from ray_cluster.generation import SamplingSpec
+from tasks.generate import GenerateConfig, sample_completions
+from tasks.import_model import GGUFModelConfig, import_gguf_model
+from tasks.label import LabelConfig, label_rewards
+from tasks.prepare import TokenizerConfig, build_tokenizer
+from tasks.prepare_code import CodeDataConfig, make_code_problems
+from tasks.preferences import PreferenceConfig, make_preferences
+from tasks.stage_cache import StageContext
+from tasks.store import ArtifactRef, StoreSpec
+from tasks.summary_report import write_summary_report
+from tasks.train import SFTSource, TrainConfig, train_sft
+from tasks.train_preference import train_rrtf
+
+
+class RRTFConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = "RRTF on tiny-code"
+    store: StoreSpec = StoreSpec(url=os.environ.get("WINNOW_STORE", ".winnow/store"))
+    ray: RayConfig = RayConfig()
+    show_progress: bool = True
+    data: CodeDataConfig = CodeDataConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    base_sft: TrainConfig = TrainConfig()
+    pretrained: GGUFModelConfig | None = Field(default=None, description="start from this model instead of "
+                                               "training base_sft from scratch")
+    sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=8, temperature=1.0))
+    label: LabelConfig = LabelConfig(labeller="unit_tests", split="train")
+    preferences: PreferenceConfig = PreferenceConfig(heldout_fraction=0.0)
+    rrtf: TrainConfig = TrainConfig(optim={"loss": "rrtf", "steps": 100, "lr": 1e-3})
+    eval: EvalConfig = EvalConfig(label=LabelConfig(labeller="unit_tests", split="test"))
+
+
+class RRTFResult(BaseModel):
+    model: ArtifactRef
+    scores: dict[str, dict[str, ArtifactRef]]
+    report: ArtifactRef
+
+
+def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef]:
+    """(tokenizer, policy): an imported pretrained model (its folder holds its tokenizer), or a tiny model
+    trained from scratch on the training solutions."""
+    if cfg.pretrained is not None:
+        model = import_gguf_model(cfg.pretrained, ctx)
+        return model, model
+    tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
+    return tokenizer, train_sft("code-base", [SFTSource(ref=problems, split="train")], tokenizer, None,
+                                cfg.base_sft, ctx)
+
+
+@flow(name="rrtf", log_prints=True)
+def rrtf(cfg: RRTFConfig) -> RRTFResult:
+    ctx = StageContext(store=cfg.store, ray=cfg.ray, run_id=uuid.uuid4().hex[:12], show_progress=cfg.show_progress)
+    ctx.open_store().check()
+    problems = make_code_problems(cfg.data, ctx)
+    tokenizer, base = initial_policy(cfg, problems, ctx)
+    samples = sample_completions("rrtf", problems, {"base": base}, cfg.sample, ctx)
+    tested = label_rewards("rrtf", samples, problems, cfg.label, ctx)
+    ranked = make_preferences("rrtf", tested, problems, cfg.preferences, ctx)
+    tuned = train_rrtf("rrtf", ranked, tokenizer, base, cfg.rrtf, ctx)
+    evaluations = {name: evaluate_model(name, model, problems, cfg.eval, ctx)
+                   for name, model in {"base": base, "rrtf": tuned}.items()}
+    scores = {name: e.scores for name, e in evaluations.items()}
+    stages = {"make_code_problems": problems, "base": base, "sample": samples, "unit_tests": tested,
+              "rank": ranked, "train_rrtf": tuned} | {k: v for e in evaluations.values() for k, v in e.stages.items()}
+    results = {f"{name} {metric}": ref for name, s in scores.items() for metric, ref in s.items()}
+    report = write_summary_report(cfg.title, results, {"rrtf": tuned}, stages, ctx)
+    return RRTFResult(model=tuned, scores=scores, report=report)
