@@ -127,7 +127,7 @@ def _finish(out: Path, name: str, history: list[dict], n_rows: int, n_tokens: in
     metrics = {"steps": len(history), "first_loss": history[0]["loss"],
                "final_loss": sum(h["loss"] for h in tail) / len(tail),
                "tokens_per_s": sum(h["tokens_per_s"] for h in tail) / len(tail), "train_rows": n_rows,
-               "train_tokens": n_tokens, "resumed_from_step": resumed_from}
+               "train_tokens": n_tokens, "resumed_from_step": resumed_from, "model_name": name}
     metrics |= {k: sum(h[k] for h in tail) / len(tail) for k in ("accuracy",) if k in history[-1]}
     (out / "winnow_train.json").write_text(json.dumps({"metrics": metrics, "rows": n_rows}))
     every = max(1, len(history) // 20)

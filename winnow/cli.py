@@ -1,8 +1,9 @@
-"""`winnow`: run a flow, serve it on a schedule, submit it to a Ray cluster, list artifacts, show a report."""
+"""`winnow`: run a flow, serve deployments (on schedules, from the UI), start a local Prefect server, submit a
+flow to a Ray cluster, list artifacts, show a report."""
 from __future__ import annotations
 
 import os
-import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -14,19 +15,22 @@ from winnow.env import apply_defaults
 apply_defaults()
 
 from flows.config import ConfigError, load_config  # noqa: E402  (after the environment defaults)
+from winnow.deployments import DEPLOYMENTS_FILE  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
 
 
 def _flows() -> dict:
+    from flows.evaluate_latest import EvaluateLatestConfig, evaluate_latest
     from flows.generate import GenerateFlowConfig, generate
     from flows.reward_model import RewardModelConfig, reward_model
     from flows.rft import RFTConfig, rft
     from flows.rrtf import RRTFConfig, rrtf
 
     return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate),
-            "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf)}
+            "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf),
+            "evaluate_latest": (EvaluateLatestConfig, evaluate_latest)}
 
 
 def _load(method: str, config: str, overrides: list[str]):
@@ -50,20 +54,55 @@ def run(
     """Run a flow now, in this process (Prefect ephemeral unless PREFECT_API_URL is set)."""
     cfg, flow_fn = _load(method, config, override)
     result = flow_fn(cfg)
-    console.print(f"[bold green]report[/]: {result.report_uri}")
+    console.print(f"[bold green]report[/]: {getattr(result, 'report_uri', None) or result.report.uri + '/report.md'}")
+
+
+def _deployments(names: list[str], file: str, store: Optional[str]) -> list:
+    from winnow.deployments import build_deployments, read_deployments
+
+    try:
+        specs = read_deployments(Path(file))
+        unknown = sorted(set(names) - {s.name for s in specs})
+        if unknown:
+            raise ConfigError(f"{file}: no deployment named {unknown}; known: {[s.name for s in specs]}")
+        return build_deployments([s for s in specs if not names or s.name in names], _flows(), store)
+    except ConfigError as exc:
+        console.print(f"[red]config error[/]: {exc}")
+        raise typer.Exit(2)
 
 
 @app.command()
 def serve(
-    method: str = typer.Argument(...),
-    config: str = typer.Option("default", "--config", "-c"),
-    override: list[str] = typer.Option([], "--set", "-s"),
-    cron: Optional[str] = typer.Option(None, help="cron schedule, e.g. '0 3 * * *'"),
-    name: str = typer.Option("default", help="deployment name"),
+    names: list[str] = typer.Argument(None, help="deployments to serve (default: all in the file)"),
+    file: str = typer.Option(str(DEPLOYMENTS_FILE), help="deployments file"),
+    store: Optional[str] = typer.Option(None, help="store URL for every deployment (overrides the configs)"),
 ) -> None:
-    """Serve the flow as a Prefect deployment (runs on its cron schedule and from the UI); stop with SIGTERM."""
-    cfg, flow_fn = _load(method, config, override)
-    flow_fn.serve(name=f"{method}-{name}", cron=cron, parameters={"cfg": cfg.model_dump(mode="json")})
+    """Register the deployments with the Prefect API (PREFECT_API_URL) and run their flow runs: scheduled, from
+    the UI, or from `prefect deployment run`. Stops on SIGTERM or Ctrl-C."""
+    from prefect import serve as prefect_serve
+
+    deployments = _deployments(names or [], file, store)
+    console.print(f"serving {[d.name for d in deployments]} against {os.environ.get('PREFECT_API_URL', 'ephemeral')}")
+    prefect_serve(*deployments)
+
+
+@app.command()
+def server(
+    names: list[str] = typer.Argument(None, help="deployments to serve (default: all in the file)"),
+    port: int = typer.Option(4200, help="Prefect server port (UI at http://127.0.0.1:PORT)"),
+    host: str = typer.Option("127.0.0.1"),
+    file: str = typer.Option(str(DEPLOYMENTS_FILE)),
+    store: Optional[str] = typer.Option(None, help="store URL for every deployment"),
+) -> None:
+    """Start a local Prefect server + UI and serve the deployments next to it; Ctrl-C or SIGTERM stops both."""
+    from winnow.prefect_server import local_prefect_server
+
+    deployments = _deployments(names or [], file, store)  # a bad config fails before the server starts
+    with local_prefect_server(host, port) as api_url:
+        console.print(f"Prefect UI: [bold]{api_url.removesuffix('/api')}[/]  (API {api_url})")
+        from prefect import serve as prefect_serve
+
+        prefect_serve(*deployments)
 
 
 @app.command()
@@ -72,16 +111,24 @@ def submit(
     config: str = typer.Option("default", "--config", "-c"),
     override: list[str] = typer.Option([], "--set", "-s"),
     address: str = typer.Option(os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"), help="Ray dashboard"),
+    python: str = typer.Option("python", help="interpreter on the cluster nodes (the image's)"),
+    wait: bool = typer.Option(False, help="follow the job until it ends; exit 1 if it failed"),
 ) -> None:
-    """Submit the flow as a Ray Job: the driver runs on the cluster, stages use its actors and workers."""
-    from ray.job_submission import JobSubmissionClient
+    """Submit the flow as a Ray Job: the driver runs on the cluster, stages use its actors and workers. The
+    store must be shared storage (s3://...) so that every node and you can read the artifacts."""
+    from winnow.submission import submit_flow
 
-    _load(method, config, override)  # fail here, not on the cluster, when the config is bad
-    args = " ".join([f"-c {config}"] + [f"-s '{o}'" for o in override])
-    client = JobSubmissionClient(address)
-    job_id = client.submit_job(entrypoint=f"{sys.executable} -m winnow.cli run {method} {args}",
-                               runtime_env={"working_dir": ".", "excludes": [".venv", ".winnow", "runs"]})
+    cfg, _ = _load(method, config, override)  # fail here, not on the cluster, when the config is bad
+    if "://" not in cfg.store.url or cfg.store.url.startswith("file://"):
+        console.print(f"[yellow]warning[/]: store.url={cfg.store.url} is a local path; on a multi-node cluster use "
+                      "s3://bucket/prefix")
+    job_id, status, logs = submit_flow(address, method, config, override, python, wait)
     console.print(f"submitted {job_id}; follow with: ray job logs --address {address} -f {job_id}")
+    if wait:
+        console.print(logs[-3000:])
+        console.print(f"job {job_id}: {status}")
+        if status != "SUCCEEDED":
+            raise typer.Exit(1)
 
 
 @app.command(name="ls")

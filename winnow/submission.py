@@ -1,0 +1,42 @@
+"""Submitting a flow run to a Ray cluster through the Ray Jobs API."""
+from __future__ import annotations
+
+import os
+import shlex
+import time
+
+# What the driver on the cluster needs from here: the store's credentials / endpoint, where Prefect is, and the
+# process defaults Winnow sets (winnow/env.py).
+FORWARDED = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION",
+             "AWS_DEFAULT_REGION", "PREFECT_API_URL", "PREFECT_API_KEY", "WINNOW_STORE", "HF_HUB_OFFLINE")
+EXCLUDES = [".venv", ".winnow", ".git", "runs", "*.egg-info", "__pycache__", ".whl"]
+
+
+def job_runtime_env(working_dir: str = ".") -> dict:
+    """The project as the job's working directory (uploaded by Ray), plus the forwarded variables."""
+    env = {k: os.environ[k] for k in FORWARDED if k in os.environ}
+    return {"working_dir": working_dir, "excludes": EXCLUDES, "env_vars": env | {"RAY_AUTH_MODE": "disabled"}}
+
+
+def entrypoint(python: str, method: str, config: str, overrides: list[str]) -> str:
+    args = ["-m", "winnow.cli", "run", method, "-c", config] + [a for o in overrides for a in ("-s", o)]
+    return " ".join([shlex.quote(python)] + [shlex.quote(a) for a in args])
+
+
+def submit_flow(address: str, method: str, config: str, overrides: list[str], python: str = "python",
+                wait: bool = False, timeout_s: float = 3600) -> tuple[str, str, str]:
+    """(job id, status, logs); status and logs are final when `wait`, else the current ones."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    job_id = client.submit_job(entrypoint=entrypoint(python, method, config, overrides),
+                               runtime_env=job_runtime_env())
+    deadline = time.time() + timeout_s
+    status = client.get_job_status(job_id)
+    while wait and status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        if time.time() > deadline:
+            client.stop_job(job_id)
+            break
+        time.sleep(2)
+        status = client.get_job_status(job_id)
+    return job_id, str(status.value if hasattr(status, "value") else status), client.get_job_logs(job_id)
