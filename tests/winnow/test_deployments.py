@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-                  "--window-size=1400,1000"]
+                  "--window-size=1400,1400"]
 
 
 def _free_port() -> int:
@@ -92,9 +92,11 @@ def _screenshot_run_page(ui_url: str, run, out: Path) -> str:
         driver.get(f"{ui_url}/runs/flow-run/{run.id}")
         wait = WebDriverWait(driver, 60)
         wait.until(expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "body"), run.name))
-        wait.until(expected_conditions.element_to_be_clickable(
-            (By.XPATH, "//*[normalize-space(text())='Artifacts']"))).click()
+        tab = wait.until(lambda d: next((t for t in d.find_elements(By.CSS_SELECTOR, "li.p-tab")
+                                         if t.text.strip() == "Artifacts"), False))
+        driver.execute_script("arguments[0].click()", tab)  # the run page's tab list (Prefect UI v1)
         wait.until(expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "body"), "rft-report"))
+        driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
         driver.save_screenshot(str(out))
         return driver.find_element(By.TAG_NAME, "body").text
     finally:
