@@ -31,11 +31,10 @@ def ensure_ray(cfg: RayConfig) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     env_vars = {name: os.environ[name] for name in _FORWARDED_ENV if name in os.environ}
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict = {
-        "runtime_env": {"env_vars": env_vars},
-        "log_to_driver": True,
-        "configure_logging": False,
-    }
+    kwargs: dict = {"log_to_driver": True, "configure_logging": False}
+    # Inside a Ray Job (winnow submit) the job's runtime env already carries these; a second one would conflict.
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:
+        kwargs["runtime_env"] = {"env_vars": env_vars}
     if address:
         ray.init(address=address, **kwargs)
     else:

@@ -14,7 +14,9 @@ EXCLUDES = [".venv", ".winnow", ".git", "runs", "*.egg-info", "__pycache__", ".w
 
 def job_runtime_env(working_dir: str = ".") -> dict:
     """The project as the job's working directory (uploaded by Ray), plus the forwarded variables."""
-    env = {k: os.environ[k] for k in FORWARDED if k in os.environ}
+    from ray_cluster.connect import _FORWARDED_ENV  # what engines and Train workers need (vLLM CPU settings, ...)
+
+    env = {k: os.environ[k] for k in (*FORWARDED, *_FORWARDED_ENV) if k in os.environ}
     return {"working_dir": working_dir, "excludes": EXCLUDES, "env_vars": env | {"RAY_AUTH_MODE": "disabled"}}
 
 

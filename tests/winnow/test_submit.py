@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -32,11 +34,12 @@ def ray_head(tmp_path):
     """`ray start --head --block` in its own process group; killing the group takes the head down (a plain
     `ray stop` would stop every Ray instance on the machine, the test session's own included)."""
     port, dashboard = _free_port(), _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     ray_cli = Path(sys.executable).with_name("ray")
     proc = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
                              "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
                              f"--dashboard-port={dashboard}", "--disable-usage-stats",
-                             f"--temp-dir={tmp_path / 'ray'}"],
+                             f"--temp-dir={temp_dir}"],
                             env=os.environ | {"RAY_AUTH_MODE": "disabled"}, stdout=open(tmp_path / "head.log", "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
@@ -56,6 +59,7 @@ def ray_head(tmp_path):
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_submit_runs_the_flow_as_a_ray_job_with_artifacts_in_s3(ray_head, s3_endpoint):
