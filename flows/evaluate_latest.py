@@ -3,7 +3,6 @@ that a scheduled deployment runs (configs/deployments.yaml)."""
 from __future__ import annotations
 
 import os
-import uuid
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,8 +37,7 @@ class EvaluateLatestResult(BaseModel):
 
 @flow(name="evaluate-latest", log_prints=True)
 def evaluate_latest(cfg: EvaluateLatestConfig) -> EvaluateLatestResult:
-    ctx = StageContext(store=cfg.store, ray=cfg.ray, run_id=uuid.uuid4().hex[:12], show_progress=cfg.show_progress)
-    ctx.open_store().check()
+    ctx = StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress)
     problems = make_tiny_arith(cfg.data, ctx)
     model = latest_model(cfg.model_stage, cfg.model_name, ctx)
     evaluation = evaluate_model(cfg.model_name or "latest", model, problems, cfg.eval, ctx)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict
@@ -42,8 +41,7 @@ class GenerateResult(BaseModel):
 @flow(name="generate", log_prints=True)
 def generate(cfg: GenerateFlowConfig) -> GenerateResult:
     started = time.time()
-    ctx = StageContext(store=cfg.store, ray=cfg.ray, run_id=uuid.uuid4().hex[:12], show_progress=cfg.show_progress)
-    ctx.open_store().check()
+    ctx = StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress)
     problems = load_gsm8k(cfg.data, ctx)
     model = import_gguf_model(cfg.model, ctx)
     samples = sample_completions("gsm8k", problems, {cfg.model_name: model}, cfg.sample, ctx)

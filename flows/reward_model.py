@@ -4,7 +4,6 @@ accuracy. The result plugs into the label stage as `labellers: [{name: reward_mo
 from __future__ import annotations
 
 import os
-import uuid
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict
@@ -45,8 +44,7 @@ class RewardModelResult(BaseModel):
 
 @flow(name="reward-model", log_prints=True)
 def reward_model(cfg: RewardModelConfig) -> RewardModelResult:
-    ctx = StageContext(store=cfg.store, ray=cfg.ray, run_id=uuid.uuid4().hex[:12], show_progress=cfg.show_progress)
-    ctx.open_store().check()
+    ctx = StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress)
     problems = make_tiny_arith(cfg.data, ctx)
     tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
     demonstrations = SFTSource(ref=problems, split="train")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,8 +55,7 @@ class RFTResult(BaseModel):
 @flow(name="rft", log_prints=True)
 def rft(cfg: RFTConfig) -> RFTResult:
     started = time.time()
-    ctx = StageContext(store=cfg.store, ray=cfg.ray, run_id=uuid.uuid4().hex[:12], show_progress=cfg.show_progress)
-    ctx.open_store().check()
+    ctx = StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress)
     problems = make_tiny_arith(cfg.data, ctx)
     tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
     original = SFTSource(ref=problems, split="train")

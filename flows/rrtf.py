@@ -6,7 +6,6 @@ imported from a package (`pretrained`, e.g. SmolLM2 for the HumanEval config).""
 from __future__ import annotations
 
 import os
-import uuid
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,8 +63,7 @@ def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) ->
 
 @flow(name="rrtf", log_prints=True)
 def rrtf(cfg: RRTFConfig) -> RRTFResult:
-    ctx = StageContext(store=cfg.store, ray=cfg.ray, run_id=uuid.uuid4().hex[:12], show_progress=cfg.show_progress)
-    ctx.open_store().check()
+    ctx = StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress)
     problems = make_code_problems(cfg.data, ctx)
     tokenizer, base = initial_policy(cfg, problems, ctx)
     samples = sample_completions("rrtf", problems, {"base": base}, cfg.sample, ctx)

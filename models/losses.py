@@ -6,20 +6,14 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
+from models.registry import Registry
 
-
-def register_loss(name: str):
-    def wrap(fn):
-        LOSSES[name] = fn
-        return fn
-    return wrap
+LOSSES = Registry("loss")
+register_loss = LOSSES.register
 
 
 def get_loss(name: str) -> Callable[..., torch.Tensor]:
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
-    return LOSSES[name]
+    return LOSSES.lookup(name)
 
 
 @register_loss("sft")

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.registry import Registry
 from tasks.sandbox import SandboxLimits
 
 
@@ -45,24 +46,10 @@ class BatchLabeller(Protocol):
     def __call__(self, rows: list[dict], problems: dict[str, dict], options: LabelOptions) -> list[dict]: ...
 
 
-ROW_LABELLERS: dict[str, RowLabeller] = {}
-BATCH_LABELLERS: dict[str, BatchLabeller] = {}
-
-
-def register_labeller(name: str):
-    """Register a row labeller under `name`."""
-    def wrap(fn: RowLabeller) -> RowLabeller:
-        ROW_LABELLERS[name] = fn
-        return fn
-    return wrap
-
-
-def register_batch_labeller(name: str):
-    """Register a batch labeller under `name`."""
-    def wrap(fn: BatchLabeller) -> BatchLabeller:
-        BATCH_LABELLERS[name] = fn
-        return fn
-    return wrap
+ROW_LABELLERS = Registry("row labeller")
+BATCH_LABELLERS = Registry("batch labeller")
+register_labeller = ROW_LABELLERS.register
+register_batch_labeller = BATCH_LABELLERS.register
 
 
 def failure_label(reason: str, status: str = "error") -> dict:

@@ -4,15 +4,11 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+from models.registry import Registry
+
 Combiner = Callable[[Sequence[float], Sequence[float]], float]
-COMBINERS: dict[str, Combiner] = {}
-
-
-def register_combiner(name: str):
-    def wrap(fn: Combiner) -> Combiner:
-        COMBINERS[name] = fn
-        return fn
-    return wrap
+COMBINERS = Registry("combiner")
+register_combiner = COMBINERS.register
 
 
 @register_combiner("product")

@@ -10,20 +10,15 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from models.registry import Registry
 from ray_cluster.calculator import calc_result
 from tasks.stage_cache import StageContext, run_stage
 from tasks.store import ArtifactRef
 from tasks.tables import read_rows, write_rows
 
 Criterion = Callable[[list[dict]], list[dict]]
-CRITERIA: dict[str, Criterion] = {}
-
-
-def register_criterion(name: str):
-    def wrap(fn: Criterion) -> Criterion:
-        CRITERIA[name] = fn
-        return fn
-    return wrap
+CRITERIA = Registry("criterion")
+register_criterion = CRITERIA.register
 
 
 @register_criterion("correct")

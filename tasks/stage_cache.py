@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +37,13 @@ class StageContext(BaseModel):
 
     def open_store(self) -> ArtifactStore:
         return ArtifactStore(self.store)
+
+    @classmethod
+    def for_run(cls, store: StoreSpec, ray: RayConfig, show_progress: bool = True) -> "StageContext":
+        """A fresh run's context, after checking the store can be reached (fail at start, not an hour in)."""
+        ctx = cls(store=store, ray=ray, run_id=uuid.uuid4().hex[:12], show_progress=show_progress)
+        ctx.open_store().check()
+        return ctx
 
 
 def code_version(fn: Callable, extra_modules: tuple[str, ...] = ()) -> str:

@@ -1,0 +1,25 @@
+"""Named implementations that configs choose by name (losses, rejection criteria, labellers, reward combiners)."""
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+
+class Registry(dict):
+    """A dict of name → implementation with a decorator to add to it and a lookup that names what is known."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def register(self, name: str) -> Callable[[F], F]:
+        def wrap(fn: F) -> F:
+            self[name] = fn
+            return fn
+        return wrap
+
+    def lookup(self, name: str) -> Callable:
+        if name not in self:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {sorted(self)}")
+        return self[name]
