@@ -36,7 +36,13 @@ def ray_head(tmp_path):
     port, dashboard = _free_port(), _free_port()
     temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     ray_cli = Path(sys.executable).with_name("ray")
-    proc = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+    # every port of its own: the test session's in-process cluster already holds Ray's default agent ports,
+    # and a head whose dashboard agent cannot bind takes no jobs ("No available agent to submit job")
+    ports = [f"--{name}={_free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                       "metrics-export-port", "ray-client-server-port",
+                                                       "runtime-env-agent-port", "node-manager-port",
+                                                       "object-manager-port")]
+    proc = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", *ports,
                              "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
                              f"--dashboard-port={dashboard}", "--disable-usage-stats",
                              f"--temp-dir={temp_dir}"],
