@@ -42,8 +42,12 @@ def load_reward_model(folder: Path, device: str = "cpu") -> tuple[PreTrainedMode
 
 
 def _value_head(model: PreTrainedModel) -> torch.nn.Module | None:
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return getattr(hf, "score", None)
+    return getattr(_unwrap_lora(model), "score", None)
+
+
+def _unwrap_lora(model: PreTrainedModel) -> PreTrainedModel:
+    """The transformers model under a peft (LoRA) wrapper, or the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 class EOSReward(torch.nn.Module):
@@ -82,7 +86,7 @@ def reward_forward(model: PreTrainedModel, input_ids: torch.Tensor, attention_ma
 
     input_ids, attention_mask: (B, T) right-padded; eos_index: (B,). Returns (B,) float rewards.
     """
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model  # through a LoRA (peft) wrapper
+    hf = _unwrap_lora(model)
     backbone = getattr(hf, hf.base_model_prefix)
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
     at_eos = hidden[torch.arange(hidden.shape[0], device=hidden.device), eos_index.to(hidden.device)]  # (B, H)

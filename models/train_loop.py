@@ -120,7 +120,7 @@ def run_training(model: torch.nn.Module, method: TrainMethod, cfg: OptimConfig, 
         metrics = _one_step(model, method, cfg, device, units, rank, world, optimizer)
         scheduler.step()
         state.step += 1
-        tokens = _all_reduce([float(sum(method.unit_tokens(u) for u in units[rank::world]))], device)[0]
+        tokens = sum(method.unit_tokens(u) for u in units)  # every rank holds the whole global batch
         metrics |= {"step": state.step, "lr": optimizer.param_groups[0]["lr"],
                     "tokens_per_s": tokens / max(time.perf_counter() - started, 1e-9), "epoch": epoch}
         state.history.append(metrics)
@@ -141,8 +141,7 @@ def _one_step(model, method: TrainMethod, cfg: OptimConfig, device, units: list,
     so the update equals one big batch on one worker."""
     mine = units[rank::world]
     micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
-    local_count = sum(method.count(m) for m in micro if m)
-    global_count = max(_all_reduce([local_count], device)[0], 1.0)
+    global_count = max(method.count(units), 1.0)  # every rank holds the whole global batch: no collective needed
     optimizer.zero_grad(set_to_none=True)
     loss_sum, extra = 0.0, {}
     for index, part in enumerate(micro):

@@ -79,12 +79,12 @@ def fit_stage(name: str, stage: str, method: str, make_data, inputs: dict[str, A
         raise ValueError(f"{stage}: optim.loss={cfg.optim.loss!r} does not train a {method}; use one of "
                          f"{sorted(allowed)}")
     store = ctx.open_store()
-    if cfg.lora is not None:  # before any worker starts
-        check_lora_targets(cfg.lora, store.local_path(init) if init else None, cfg.model, method)
 
     def compute(out: Path, parts: StageParts) -> dict:
         from transformers import AutoTokenizer
 
+        if cfg.lora is not None:  # before any worker starts; skipped when the stage is reused
+            check_lora_targets(cfg.lora, store.local_path(init) if init else None, cfg.model, method)
         tok = AutoTokenizer.from_pretrained(store.local_path(tokenizer))
         data, n_rows, n_tokens = make_data(store, tok)
         uri, options = parts.folder()

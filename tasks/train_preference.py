@@ -63,8 +63,7 @@ def normalize_reward_model(name: str, model: ArtifactRef, demonstrations: SFTSou
         rows = read_rows(store, demonstrations.ref, demonstrations.split)
         requests = [ScoreRequest(i, r["prompt"] + r["completion"]) for i, r in enumerate(rows)]
         ensure_ray(ctx.ray)
-        scores = score_on_ray(store.folder(model), requests, batch_size=32, max_len=1024, num_scorers=1,
-                              cpus_per_scorer=1, use_gpu=False)
+        scores = _score(store.folder(model), requests)
         mean = sum(s.reward for s in scores) / max(1, len(scores))
         shutil.copytree(store.local_path(model), out, dirs_exist_ok=True)
         config = json.loads((out / "config.json").read_text())
@@ -74,6 +73,12 @@ def normalize_reward_model(name: str, model: ArtifactRef, demonstrations: SFTSou
 
     return run_stage(ctx, "normalize_reward_model", {"split": demonstrations.split},
                      {"model": model, "demonstrations": demonstrations.ref}, compute)
+
+
+def _score(model: RemoteFolder, requests: list[ScoreRequest]) -> list:
+    """Reward-model scores of (prompt + completion) texts on one scorer actor (small evaluation sets)."""
+    return score_on_ray(model, requests, batch_size=32, max_len=1024, num_scorers=1, cpus_per_scorer=1,
+                        use_gpu=False)
 
 
 @task(name="evaluate_reward_model", retries=1, cache_policy=NONE, task_run_name="evaluate_reward_model[{name}]")
@@ -87,9 +92,7 @@ def evaluate_reward_model(name: str, model: ArtifactRef, preferences: ArtifactRe
         requests = [ScoreRequest(2 * i + k, r["prompt"] + (r["chosen"], r["rejected"])[k])
                     for i, r in enumerate(rows) for k in (0, 1)]
         ensure_ray(ctx.ray)
-        scores = {s.row_index: s.reward for s in score_on_ray(store.folder(model), requests, batch_size=32,
-                                                              max_len=1024, num_scorers=1, cpus_per_scorer=1,
-                                                              use_gpu=False)}
+        scores = {s.row_index: s.reward for s in _score(store.folder(model), requests)}
         scored = [r | {"chosen_reward": scores[2 * i], "rejected_reward": scores[2 * i + 1],
                        "correct": scores[2 * i] > scores[2 * i + 1]} for i, r in enumerate(rows)]
         write_rows(out / "pairs_scored.parquet", scored)

@@ -1,20 +1,14 @@
 """Shared fixtures: a real S3 endpoint over HTTP (moto server), a store per backend, a local Ray cluster."""
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
 
+from net import free_port
 from winnow.env import apply_defaults
 
 apply_defaults()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +16,7 @@ def s3_endpoint():
     """moto's S3 server on a loopback port: s3fs talks real HTTP to it."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     yield f"http://127.0.0.1:{port}"

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import yaml
 
 from flows.config import load_config
 from flows.rft import RFTConfig
+from net import free_port
 from winnow.deployments import build_deployments, read_deployments
 from winnow.prefect_server import local_prefect_server
 
@@ -28,11 +28,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
                   "--window-size=1400,1400"]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _serve(deployments_file: Path, store: Path, api_url: str, log: Path) -> subprocess.Popen:
@@ -105,7 +100,7 @@ def _screenshot_run_page(ui_url: str, run, out: Path) -> str:
 
 def test_deployments_run_from_the_api_the_cli_and_the_schedule_and_show_in_the_ui(tmp_path):
     assert shutil.which("chromium") and shutil.which("chromedriver"), "make setup installs chromium + chromium-driver"
-    port, store = _free_port(), tmp_path / "store"
+    port, store = free_port(), tmp_path / "store"
     manual = tmp_path / "manual.yaml"
     manual.write_text(yaml.safe_dump({"deployments": [{"name": "rft-smoke", "flow": "rft", "config": "smoke",
                                                        "overrides": ["eval.maj=null"]}]}))

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,28 +16,25 @@ from pathlib import Path
 
 import pytest
 
+from net import free_port
+
 from tasks.store import ArtifactStore, StoreSpec
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture()
 def ray_head(tmp_path):
     """`ray start --head --block` in its own process group; killing the group takes the head down (a plain
     `ray stop` would stop every Ray instance on the machine, the test session's own included)."""
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard = free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     ray_cli = Path(sys.executable).with_name("ray")
     # every port of its own: the test session's in-process cluster already holds Ray's default agent ports,
     # and a head whose dashboard agent cannot bind takes no jobs ("No available agent to submit job")
-    ports = [f"--{name}={_free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+    ports = [f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                                                        "metrics-export-port", "ray-client-server-port",
                                                        "runtime-env-agent-port", "node-manager-port",
                                                        "object-manager-port")]
