@@ -76,7 +76,8 @@ def parse_variant(text: str) -> Variant:
 def _generate(model_dir: Path, rows: list[dict], n: int, temperature: float, v: Variant, device_batch: int
               ) -> list:
     from ray_cluster.calculator import generate_records
-    from ray_cluster.generation import EngineSpec, PromptRecord, SamplingSpec, open_backend
+    from ray_cluster.backends import open_backend
+    from ray_cluster.generation import EngineSpec, PromptRecord, SamplingSpec
     from tasks.data.tiny_arith import to_prompt
 
     backend = open_backend(model_dir, "m", EngineSpec(backend=v.backend, batch_size=device_batch), v.threads)
@@ -89,8 +90,8 @@ def _generate(model_dir: Path, rows: list[dict], n: int, temperature: float, v: 
 
 def _evaluate(folders: dict[str, Path], test: list[dict], v: Variant, device_batch: int) -> dict:
     """Greedy pass@1 of each model on the held-out split, with its 95% Wilson interval."""
-    from tasks.intervals import wilson_ci95
-    from tasks.label import label_math_answer
+    from tasks.evaluation.intervals import wilson_ci95
+    from tasks.labelling.label import label_math_answer
 
     by_id, out = {r["id"]: r for r in test}, {}
     for name, folder in folders.items():
@@ -105,12 +106,13 @@ def run_variant(v: Variant) -> dict:
     import torch
 
     from models.sft_data import tokenize_pair
-    from models.sft_train import OptimConfig, run_sft
+    from models.optim import OptimConfig
+    from models.sft_train import run_sft
     from models.tiny_llama import ModelSize, build_tiny_llama, load_model_folder, save_model_folder
     from models.tokenizer import build_digit_tokenizer
     from tasks.data.tiny_arith import TinyArithSpec, generate_problems, to_completion, to_prompt
-    from tasks.label import label_math_answer
-    from tasks.select import select_per_prompt
+    from tasks.labelling.label import label_math_answer
+    from tasks.selection.select import select_per_prompt
 
     torch.set_num_threads(v.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

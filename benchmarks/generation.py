@@ -35,9 +35,9 @@ from ray_cluster.generation import PromptRecord, SamplingSpec, prompt_seed  # no
 from ray_cluster.generation import EngineSpec  # noqa: E402
 from ray_cluster.model_inputs import encode_for_model  # noqa: E402
 from ray_cluster.vllm_backend import engine_kwargs  # noqa: E402
-from tasks.generate import GenerateConfig, load_prompts, sample_completions  # noqa: E402
-from tasks.stage_cache import StageContext, run_stage  # noqa: E402
-from tasks.store import ArtifactRef, StoreSpec  # noqa: E402
+from tasks.generation.generate import GenerateConfig, load_prompts, sample_completions  # noqa: E402
+from tasks.core.stage_cache import StageContext, run_stage  # noqa: E402
+from tasks.core.store import ArtifactRef, StoreSpec  # noqa: E402
 
 console = Console(stderr=True)
 
@@ -45,7 +45,7 @@ console = Console(stderr=True)
 def tiny30m(ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef, str]:
     """A ~30M-parameter Llama (random init) with the tiny-arith tokenizer, prompted with tiny-arith questions."""
     from models.tiny_llama import ModelSize, build_tiny_llama, count_parameters, save_model_folder
-    from tasks.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
+    from tasks.data.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
 
     problems = make_tiny_arith.fn(TinyArithConfig(n_train=200, n_test=1000), ctx)
     tokenizer_ref = build_tokenizer.fn(problems, TokenizerConfig(), ctx)
@@ -64,8 +64,8 @@ def tiny30m(ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef, str]:
 
 
 def smollm2(ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef, str]:
-    from tasks.import_model import GGUFModelConfig, import_gguf_model
-    from tasks.prepare import GSM8KConfig, load_gsm8k
+    from tasks.data.import_model import GGUFModelConfig, import_gguf_model
+    from tasks.data.prepare import GSM8KConfig, load_gsm8k
 
     return load_gsm8k.fn(GSM8KConfig(), ctx), import_gguf_model.fn(GGUFModelConfig(), ctx), "test"
 

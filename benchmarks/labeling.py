@@ -29,14 +29,14 @@ from rich.table import Table  # noqa: E402
 
 
 def math_labels_per_s(rows: list[dict], repeat: int) -> float:
-    from tasks.label_math import label_math_answer
-    from tasks.labellers import LabelOptions
+    from tasks.labelling.label_math import label_math_answer
+    from tasks.labelling.labellers import LabelOptions
 
     options = LabelOptions()
     jobs = [(r["answer"], r) for r in rows] + [(r["answer"], r | {"final": f"{r['final']}+1"}) for r in rows]
     best = float("inf")
     for _ in range(repeat):
-        from tasks.answers import _parse_answer
+        from tasks.labelling.answers import _parse_answer
 
         _parse_answer.cache_clear()  # every repeat parses the references again
         start = time.perf_counter()
@@ -47,7 +47,7 @@ def math_labels_per_s(rows: list[dict], repeat: int) -> float:
 
 
 def exec_floor_per_s(problems: list[dict]) -> tuple[float, int]:
-    from tasks.label_code import unit_test_program
+    from tasks.labelling.label_code import unit_test_program
 
     programs = [compile(unit_test_program(p["completion"], p), p["id"], "exec") for p in problems]
     passed, start = 0, time.perf_counter()
@@ -62,8 +62,8 @@ def exec_floor_per_s(problems: list[dict]) -> tuple[float, int]:
 
 def sandbox_per_s(problems: list[dict], chunk: int) -> tuple[float, int]:
     from ray_cluster.parallel_map import map_chunks
-    from tasks.label import label_chunk
-    from tasks.labellers import LabelOptions
+    from tasks.labelling.label import label_chunk
+    from tasks.labelling.labellers import LabelOptions
 
     triples = [(i, p["completion"], p) for i, p in enumerate(problems)]
     chunks = [triples[i: i + chunk] for i in range(0, len(triples), chunk)]
@@ -86,7 +86,7 @@ def main() -> None:
     from tasks.data.gsm8k import read_gsm8k
     from tasks.data.humaneval import read_humaneval
     from tasks.data.math500 import read_math500
-    from tasks.sandbox import sandbox_capabilities
+    from tasks.labelling.sandbox import sandbox_capabilities
 
     gsm8k, math500, humaneval = read_gsm8k("test"), read_math500(), read_humaneval()
     gsm8k_rate = math_labels_per_s(gsm8k, args.repeat)

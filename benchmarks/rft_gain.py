@@ -22,7 +22,7 @@ apply_defaults()
 
 from flows.config import load_config  # noqa: E402
 from flows.rft import RFTConfig, rft  # noqa: E402
-from tasks.store import ArtifactStore  # noqa: E402
+from tasks.core.store import ArtifactStore  # noqa: E402
 
 
 def main() -> None:

@@ -61,7 +61,7 @@ def heldout_loss(model, examples, pad_id: int) -> float:
 
 
 def sft_run(batching: str, tokenizer, examples, heldout, epochs: int, batch: int, pack_len: int) -> dict:
-    from models.sft_train import OptimConfig
+    from models.optim import OptimConfig
     from models.tiny_llama import ModelSize, build_tiny_llama
     from models.train_loop import run_training
     from models.train_methods import SFTMethod
@@ -79,7 +79,7 @@ def sft_run(batching: str, tokenizer, examples, heldout, epochs: int, batch: int
 
 
 def raytrain_vs_plain(tokenizer, examples, steps: int, batch: int) -> tuple[float, float]:
-    from models.sft_train import OptimConfig
+    from models.optim import OptimConfig
     from models.tiny_llama import ModelSize, build_tiny_llama
     from models.train_loop import run_training
     from models.train_methods import SFTMethod

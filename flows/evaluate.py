@@ -5,11 +5,11 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
 from ray_cluster.generation import SamplingSpec
-from tasks.evaluate import ScoreConfig, score_accuracy
-from tasks.generate import GenerateConfig, sample_completions
-from tasks.label import LabelConfig, label_rewards
-from tasks.stage_cache import StageContext
-from tasks.store import ArtifactRef
+from tasks.evaluation.evaluate import ScoreConfig, score_accuracy
+from tasks.generation.generate import GenerateConfig, sample_completions
+from tasks.labelling.label import LabelConfig, label_rewards
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactRef
 
 
 class EvalConfig(BaseModel):

@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.evaluate import EvalConfig, evaluate_model
 from ray_cluster.connect import RayConfig
-from tasks.catalog import latest_model
-from tasks.prepare import TinyArithConfig, make_tiny_arith
-from tasks.stage_cache import StageContext
-from tasks.store import ArtifactRef, StoreSpec
-from tasks.summary_report import write_summary_report
+from tasks.core.catalog import latest_model
+from tasks.data.prepare import TinyArithConfig, make_tiny_arith
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactRef, StoreSpec
+from tasks.evaluation.summary_report import write_summary_report
 
 
 class EvaluateLatestConfig(BaseModel):

@@ -9,13 +9,13 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
 from ray_cluster.connect import RayConfig
-from tasks.generate import GenerateConfig, sample_completions
-from tasks.generation_report import write_generation_report
-from tasks.import_model import GGUFModelConfig, import_gguf_model
-from tasks.label import LabelConfig, label_rewards
-from tasks.prepare import GSM8KConfig, load_gsm8k
-from tasks.stage_cache import StageContext
-from tasks.store import ArtifactRef, StoreSpec
+from tasks.generation.generate import GenerateConfig, sample_completions
+from tasks.evaluation.generation_report import write_generation_report
+from tasks.data.import_model import GGUFModelConfig, import_gguf_model
+from tasks.labelling.label import LabelConfig, label_rewards
+from tasks.data.prepare import GSM8KConfig, load_gsm8k
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactRef, StoreSpec
 
 
 class GenerateFlowConfig(BaseModel):

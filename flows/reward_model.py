@@ -10,15 +10,15 @@ from pydantic import BaseModel, ConfigDict
 
 from ray_cluster.connect import RayConfig
 from ray_cluster.generation import SamplingSpec
-from tasks.generate import GenerateConfig, sample_completions
-from tasks.label import LabelConfig, label_rewards
-from tasks.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
-from tasks.preferences import PreferenceConfig, make_preferences
-from tasks.stage_cache import StageContext
-from tasks.store import ArtifactRef, StoreSpec
-from tasks.summary_report import write_summary_report
-from tasks.train import SFTSource, TrainConfig, train_sft
-from tasks.train_preference import evaluate_reward_model, train_reward_model
+from tasks.generation.generate import GenerateConfig, sample_completions
+from tasks.labelling.label import LabelConfig, label_rewards
+from tasks.data.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
+from tasks.selection.preferences import PreferenceConfig, make_preferences
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactRef, StoreSpec
+from tasks.evaluation.summary_report import write_summary_report
+from tasks.training.train import SFTSource, TrainConfig, train_sft
+from tasks.training.train_preference import evaluate_reward_model, train_reward_model
 
 
 class RewardModelConfig(BaseModel):

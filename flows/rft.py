@@ -15,14 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.evaluate import EvalConfig, evaluate_model
 from ray_cluster.connect import RayConfig
 from ray_cluster.generation import SamplingSpec
-from tasks.generate import GenerateConfig, sample_completions
-from tasks.label import LabelConfig, label_rewards
-from tasks.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
-from tasks.report import ReportInputs, write_report
-from tasks.select import SelectConfig, select_samples
-from tasks.stage_cache import StageContext
-from tasks.store import ArtifactRef, StoreSpec
-from tasks.train import SFTConfig, SFTSource, train_sft
+from tasks.generation.generate import GenerateConfig, sample_completions
+from tasks.labelling.label import LabelConfig, label_rewards
+from tasks.data.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
+from tasks.evaluation.report import ReportInputs, write_report
+from tasks.selection.select import SelectConfig, select_samples
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactRef, StoreSpec
+from tasks.training.train import SFTConfig, SFTSource, train_sft
 
 
 class RFTConfig(BaseModel):

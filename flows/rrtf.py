@@ -13,17 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.evaluate import EvalConfig, evaluate_model
 from ray_cluster.connect import RayConfig
 from ray_cluster.generation import SamplingSpec
-from tasks.generate import GenerateConfig, sample_completions
-from tasks.import_model import GGUFModelConfig, import_gguf_model
-from tasks.label import LabelConfig, label_rewards
-from tasks.prepare import TokenizerConfig, build_tokenizer
-from tasks.prepare_code import CodeDataConfig, make_code_problems
-from tasks.preferences import PreferenceConfig, make_preferences
-from tasks.stage_cache import StageContext
-from tasks.store import ArtifactRef, StoreSpec
-from tasks.summary_report import write_summary_report
-from tasks.train import SFTSource, TrainConfig, train_sft
-from tasks.train_preference import train_rrtf
+from tasks.generation.generate import GenerateConfig, sample_completions
+from tasks.data.import_model import GGUFModelConfig, import_gguf_model
+from tasks.labelling.label import LabelConfig, label_rewards
+from tasks.data.prepare import TokenizerConfig, build_tokenizer
+from tasks.data.prepare_code import CodeDataConfig, make_code_problems
+from tasks.selection.preferences import PreferenceConfig, make_preferences
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactRef, StoreSpec
+from tasks.evaluation.summary_report import write_summary_report
+from tasks.training.train import SFTSource, TrainConfig, train_sft
+from tasks.training.train_preference import train_rrtf
 
 
 class RRTFConfig(BaseModel):

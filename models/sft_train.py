@@ -1,38 +1,11 @@
-"""SFT optimisation settings, the learning-rate schedule, and SFT in-process (benchmarks, tests)."""
+"""SFT in-process (benchmarks, tests): the training stages' loop without Ray."""
 from __future__ import annotations
 
-import math
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-
+from models.optim import OptimConfig
 from models.sft_data import TokenizedExample
-
-
-class OptimConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    steps: int = Field(default=600, ge=1, description="optimizer steps")
-    batch_size: int = Field(default=32, ge=1, description="global batch (split across workers)")
-    lr: float = Field(default=3e-3, gt=0)
-    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
-    warmup_steps: int = Field(default=30, ge=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    grad_clip: float = Field(default=1.0, gt=0)
-    max_len: int = Field(default=384, ge=8, description="examples are truncated to this many tokens")
-    loss: str = "sft"
-    seed: int = 0
-    grad_accum: int = Field(default=1, ge=1, description="micro-batches per optimizer step (per worker)")
-    precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16 autocast where the device has it")
-    checkpoint_every: int = Field(default=100, ge=1, description="optimizer steps between checkpoints")
-
-
-def lr_factor(step: int, cfg: OptimConfig) -> float:
-    """Linear warm-up then cosine decay to min_lr_ratio (the usual LM fine-tuning schedule)."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def run_sft(

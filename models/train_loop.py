@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Protocol
 import torch
 import torch.distributed as dist
 
-from models.sft_train import OptimConfig, lr_factor
+from models.optim import OptimConfig, lr_factor
 
 
 class TrainMethod(Protocol):

@@ -28,7 +28,7 @@ class GenerationEngine:
 
     def __init__(self, model: RemoteFolder, model_id: str, spec: EngineSpec, threads: int):
         from ray_cluster.folders import materialize
-        from ray_cluster.generation import open_backend
+        from ray_cluster.backends import open_backend
 
         self.backend = open_backend(materialize(model), model_id, spec, threads)
 

@@ -90,11 +90,3 @@ def cut_at_stop(text: str, stop: list[str]) -> tuple[str, str | None]:
         return text, None
     cut, hit = min(hits)
     return text[:cut], hit
-
-
-def open_backend(model_dir: Path, model_id: str, spec: EngineSpec, threads: int) -> GenerationBackend:
-    if spec.backend == "vllm":
-        from ray_cluster.vllm_backend import VLLMBackend as backend
-    else:
-        from ray_cluster.hf_backend import HFBackend as backend
-    return backend(model_dir, model_id, spec, threads)

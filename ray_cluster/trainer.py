@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.sft_train import OptimConfig
+from models.optim import OptimConfig
 from models.tiny_llama import ModelSize
 from ray_cluster.checkpoints import CheckpointPlace
 from ray_cluster.folders import RemoteFolder

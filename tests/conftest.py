@@ -27,7 +27,7 @@ def s3_endpoint():
 def s3_store_spec(s3_endpoint):
     import s3fs
 
-    from tasks.store import StoreSpec
+    from tasks.core.store import StoreSpec
 
     # no region_name: moto refuses a bucket-creation request that names one (shared/STACK.md)
     options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": s3_endpoint}}
@@ -39,7 +39,7 @@ def s3_store_spec(s3_endpoint):
 @pytest.fixture(params=["file", "s3"])
 def store_spec(request, tmp_path):
     """The same tests against a local folder and against S3 over HTTP."""
-    from tasks.store import StoreSpec
+    from tasks.core.store import StoreSpec
 
     if request.param == "file":
         return StoreSpec(url=str(tmp_path / "store"))

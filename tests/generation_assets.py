@@ -6,8 +6,8 @@ from pathlib import Path
 
 from models.tiny_llama import ModelSize, build_tiny_llama, save_model_folder
 from models.tokenizer import build_digit_tokenizer
-from tasks.store import ArtifactRef, ArtifactStore
-from tasks.tables import write_rows
+from tasks.core.store import ArtifactRef, ArtifactStore
+from tasks.core.tables import write_rows
 
 TEXTS = [f"Question: Tom has {i} apples. He buys {i + 2} more.\nAnswer: Adding gives {i}+{i + 2} = "
          f"<<{i}+{i + 2}={2 * i + 2}>>{2 * i + 2}.\n#### {2 * i + 2}" for i in range(30)]

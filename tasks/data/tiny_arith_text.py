@@ -4,10 +4,16 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from tasks.data.tiny_arith import Event
+
+@dataclass(frozen=True)
+class Event:
+    """One change to the count; `kind` in tiny_arith.EVENT_KINDS. For "boxes" the gain is count*amount."""
+
+    kind: str
+    amount: int
+    count: int = 1
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ import pytest
 from flows.config import load_config
 from flows.reward_model import RewardModelConfig, reward_model
 from models.reward_model import load_reward_model
-from tasks.label import LabelConfig, label_rewards
-from tasks.stage_cache import StageContext
-from tasks.store import ArtifactStore
-from tasks.tables import read_rows
+from tasks.labelling.label import LabelConfig, label_rewards
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactStore
+from tasks.core.tables import read_rows
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import pytest
 
 from flows.config import load_config
 from flows.rft import RFTConfig, rft
-from tasks.store import ArtifactStore
+from tasks.core.store import ArtifactStore
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,8 @@ import pytest
 
 from flows.config import load_config
 from flows.rrtf import RRTFConfig, rrtf
-from tasks.store import ArtifactStore
-from tasks.tables import read_rows
+from tasks.core.store import ArtifactStore
+from tasks.core.tables import read_rows
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import torch
 
 from models.losses import get_loss, sft_loss
 from models.sft_data import TokenizedExample, collate
-from models.sft_train import OptimConfig, lr_factor
+from models.optim import OptimConfig, lr_factor
 
 
 def test_sft_loss_hand_computed_and_masks_prompt_and_padding():

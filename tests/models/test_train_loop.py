@@ -9,7 +9,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from models.reward_model import EOSReward
 from models.sft_data import TokenizedExample
-from models.sft_train import OptimConfig
+from models.optim import OptimConfig
 from models.train_loop import TrainState, global_batches, run_training
 from models.train_methods import DPOMethod, RewardModelMethod, RRTFMethod, SFTMethod
 

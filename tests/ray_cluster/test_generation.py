@@ -11,7 +11,8 @@ from models.tiny_llama import ModelSize, build_tiny_llama, save_model_folder
 from models.tokenizer import build_digit_tokenizer
 from ray_cluster.engine_pool import PoolResources, run_shards
 from ray_cluster.folders import RemoteFolder
-from ray_cluster.generation import EngineSpec, PromptRecord, SamplingSpec, open_backend
+from ray_cluster.backends import open_backend
+from ray_cluster.generation import EngineSpec, PromptRecord, SamplingSpec
 
 TEXTS = [f"Question: Tom has {i} apples. He buys {i + 2} more.\nAnswer: Adding gives {i}+{i + 2} = "
          f"<<{i}+{i + 2}={2 * i + 2}>>{2 * i + 2}.\n#### {2 * i + 2}" for i in range(30)]
@@ -126,7 +127,8 @@ def trained_model(tmp_path_factory, tiny_model) -> Path:
     import torch
 
     from models.sft_data import tokenize_pair
-    from models.sft_train import OptimConfig, run_sft
+    from models.optim import OptimConfig
+    from models.sft_train import run_sft
     from models.tiny_llama import load_model_folder
 
     model, tokenizer = load_model_folder(tiny_model)
@@ -141,8 +143,8 @@ def trained_model(tmp_path_factory, tiny_model) -> Path:
 @pytest.mark.parametrize("backend", ["hf", pytest.param("vllm", marks=pytest.mark.slow)])
 def test_calculator_writes_every_annotation_result(trained_model, backend):
     from ray_cluster.calculator import generate_with_calculator
-    from tasks.answers import extract_calc_path
-    from tasks.select import CRITERIA
+    from tasks.labelling.answers import extract_calc_path
+    from tasks.selection.select import CRITERIA
 
     engine = open_backend(trained_model, "t", EngineSpec(backend=backend, batch_size=8), threads=2)
     prompts = [PromptRecord(prompt_id=f"q{i}", text=f"Question: Tom has {i} apples. He buys {i + 2} more.\nAnswer:")

@@ -16,7 +16,7 @@ def test_unknown_flow_is_refused():
 
 
 def test_ls_lists_committed_artifacts(tmp_path):
-    from tasks.store import ArtifactStore, StoreSpec
+    from tasks.core.store import ArtifactStore, StoreSpec
 
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.txt").write_text("x")

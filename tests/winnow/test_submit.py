@@ -18,7 +18,7 @@ import pytest
 
 from net import free_port
 
-from tasks.store import ArtifactStore, StoreSpec
+from tasks.core.store import ArtifactStore, StoreSpec
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

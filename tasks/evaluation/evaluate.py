@@ -1,0 +1,66 @@
+"""Scoring labelled samples: greedy pass@1, maj@K, unbiased pass@k, with 95% intervals and per-group breakdowns."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Literal
+
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.evaluation.metrics import accuracy_summary, breakdown, first_sample_correct, majority_vote_correct, pass_at_k
+from tasks.core.stage_cache import StageContext, run_stage
+from tasks.core.store import ArtifactRef
+from tasks.core.tables import read_rows, write_rows
+
+
+class ScoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: Literal["pass@1", "maj", "pass@k"] = "pass@1"
+    k: int = Field(default=1, ge=1, description="k of pass@k (needs >= k samples per problem)")
+    breakdown: str | None = Field(default=None, description="a problem field to break accuracy down by (MATH: level)")
+
+
+def problem_score(samples: list[dict], cfg: ScoreConfig) -> float:
+    """One problem's score under the metric: 0/1 for pass@1 and maj, the unbiased estimate for pass@k."""
+    if cfg.metric == "pass@1":
+        return float(first_sample_correct(samples))
+    if cfg.metric == "maj":
+        return float(majority_vote_correct(samples))
+    return pass_at_k(len(samples), sum(bool(s["correct"]) for s in samples), cfg.k)
+
+
+def score(rows: list[dict], cfg: ScoreConfig, problems: dict[str, dict] | None = None) -> tuple[dict, list[dict]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row["prompt_id"]].append(row)
+    per_problem = []
+    for pid, group in sorted(groups.items()):
+        value = problem_score(group, cfg)
+        extra = {cfg.breakdown: (problems or {}).get(pid, {}).get(cfg.breakdown)} if cfg.breakdown else {}
+        per_problem.append({"prompt_id": pid, "score": value, "correct": value >= 1.0, "samples": len(group)} | extra)
+    k = max((p["samples"] for p in per_problem), default=0)
+    name = {"pass@1": "pass@1", "maj": f"maj@{k}", "pass@k": f"pass@{cfg.k}"}[cfg.metric]
+    summary = accuracy_summary([p["score"] for p in per_problem], name)
+    if cfg.breakdown:
+        summary["by_" + cfg.breakdown] = breakdown(per_problem, cfg.breakdown)
+    return summary, per_problem
+
+
+@task(name="score_accuracy", retries=1, cache_policy=NONE, task_run_name="score_accuracy[{name}]")
+def score_accuracy(name: str, labels: ArtifactRef, cfg: ScoreConfig, ctx: StageContext,
+                   problems: ArtifactRef | None = None, split: str = "test") -> ArtifactRef:
+    """per_problem.parquet plus the summary (accuracy, 95% CI, breakdown) in the manifest's metrics."""
+    if cfg.breakdown and problems is None:
+        raise ValueError(f"score.breakdown={cfg.breakdown!r} needs the problems artifact")
+
+    def compute(out: Path) -> dict:
+        store = ctx.open_store()
+        by_id = {r["id"]: r for r in read_rows(store, problems, split)} if problems is not None else None
+        summary, per_problem = score(read_rows(store, labels, "labels"), cfg, by_id)
+        write_rows(out / "per_problem.parquet", per_problem)
+        return summary
+
+    inputs = {"labels": labels} | ({"problems": problems} if problems is not None else {})
+    return run_stage(ctx, "score_accuracy", cfg, inputs, compute)

@@ -1,0 +1,161 @@
+"""The label stage: a reward for every sample, from one or more labellers picked by name and combined by config.
+
+    label:
+      labellers: [{name: math_answer}]        # or the shorthand `labeller: math_answer`
+      combine: product                         # product (WizardMath r = r_I · r_A) | weighted_sum
+      threshold: null                          # reward := 1 if combined >= threshold else 0
+      sandbox: {wall_seconds: 10, memory_mb: 1024}
+
+Row labellers run as Ray tasks over chunks of samples (all cores, all nodes); reward models run on scorer
+actors. A row that cannot be judged (missing field, non-string completion, empty program, a chunk that died)
+gets a failure label with its reason; the stage always completes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ray_cluster.connect import ensure_ray
+from ray_cluster.parallel_map import ChunkFailed, map_chunks
+from tasks.labelling import label_code, label_math, label_reward_model  # noqa: F401  (they register their labellers)
+from tasks.labelling.labellers import BATCH_LABELLERS, ROW_LABELLERS, LabelOptions, RewardModelOptions, failure_label
+from tasks.core.progress import progress_bar
+from tasks.labelling.reward_combine import COMBINERS, threshold_reward
+from tasks.labelling.sandbox import SandboxLimits
+from tasks.core.stage_cache import StageContext, run_stage
+from tasks.core.store import ArtifactRef
+from tasks.core.tables import read_rows, write_rows
+
+class LabellerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    weight: float = Field(default=1.0, description="its weight under combine: weighted_sum")
+
+
+class LabelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    labellers: list[LabellerSpec] = Field(default_factory=lambda: [LabellerSpec(name="math_answer")], min_length=1)
+    combine: str = Field(default="product", description=f"how several rewards become one: {sorted(COMBINERS)}")
+    threshold: float | None = Field(default=None, description="reward := 1 if combined >= threshold else 0")
+    split: str = "train"
+    sandbox: SandboxLimits = SandboxLimits()
+    reward_model: RewardModelOptions | None = None
+    chunk_size: int = Field(default=256, ge=1, description="samples per Ray task")
+    chunk_timeout_s: float = Field(default=600, gt=0, description="a chunk still running after this is failed")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        if isinstance(data, dict) and "labeller" in data:
+            data = dict(data)
+            data["labellers"] = [{"name": data.pop("labeller")}]
+        return data
+
+    @model_validator(mode="after")
+    def _known(self):
+        known = sorted(ROW_LABELLERS) + sorted(BATCH_LABELLERS)
+        for spec in self.labellers:
+            if spec.name not in known:
+                raise ValueError(f"label.labellers: unknown labeller {spec.name!r}; known: {known}")
+        if self.combine not in COMBINERS:
+            raise ValueError(f"label.combine: unknown {self.combine!r}; known: {sorted(COMBINERS)}")
+        if self.combine == "product" and any(s.weight != 1.0 for s in self.labellers):
+            raise ValueError("label.labellers[].weight applies to combine: weighted_sum, not product")
+        if any(s.name in BATCH_LABELLERS for s in self.labellers) and self.reward_model is None:
+            raise ValueError("label.reward_model is required by the reward_model labeller (model folder, batch size)")
+        return self
+
+    def options(self) -> LabelOptions:
+        return LabelOptions(sandbox=self.sandbox, reward_model=self.reward_model)
+
+
+def label_row(names: list[str], completion, problem: dict | None, options: LabelOptions, where: str) -> list[dict]:
+    """One sample through each row labeller; whatever goes wrong becomes that labeller's failure label."""
+    labels = []
+    for name in names:
+        try:
+            if problem is None:
+                raise KeyError(f"{where}: its prompt_id is not among the problems")
+            if not isinstance(completion, str):
+                raise TypeError(f"{where}: completion is a {type(completion).__name__}, expected a string")
+            labels.append(ROW_LABELLERS[name](completion, problem, options))
+        except Exception as exc:  # a bad row is labelled with its reason, never fatal to the stage
+            labels.append(failure_label(f"{where}: {type(exc).__name__}: {exc}"))
+    return labels
+
+
+def label_chunk(chunk: list[tuple[int, object, dict | None]], names: list[str], options: LabelOptions) -> list:
+    """Ray task body: [labels per row] for (row index, completion, problem) triples."""
+    return [label_row(names, text, problem, options, f"row {index}") for index, text, problem in chunk]
+
+
+def combine_labels(labels: dict[str, dict], cfg: LabelConfig) -> dict:
+    """The row's output columns: the first labeller's fields, `reward_<name>` per labeller, and the combined
+    reward / correct / error."""
+    first = labels[cfg.labellers[0].name]
+    rewards = [float(labels[s.name]["reward"]) for s in cfg.labellers]
+    reward = threshold_reward(COMBINERS[cfg.combine](rewards, [s.weight for s in cfg.labellers]), cfg.threshold)
+    verdicts = [labels[s.name].get("correct") for s in cfg.labellers if labels[s.name].get("correct") is not None]
+    correct = reward >= 1.0 if cfg.threshold is not None else bool(verdicts) and all(verdicts)
+    errors = [f"{name}: {lab['error']}" if len(labels) > 1 else lab["error"]
+              for name, lab in labels.items() if lab.get("error")]
+    return (first | {f"reward_{s.name}": float(labels[s.name]["reward"]) for s in cfg.labellers}
+            | {"reward": float(reward), "correct": bool(correct), "error": "; ".join(errors) or None})
+
+
+@task(name="label_rewards", retries=1, cache_policy=NONE, task_run_name="label_rewards[{name}]")
+def label_rewards(
+    name: str, samples: ArtifactRef, problems: ArtifactRef, cfg: LabelConfig, ctx: StageContext
+) -> ArtifactRef:
+    """labels.parquet: every sample row plus pred, correct, reward (and the labellers' own fields, error)."""
+
+    def compute(out: Path) -> dict:
+        store = ctx.open_store()
+        by_id = {row["id"]: row for row in read_rows(store, problems, cfg.split)}
+        rows = read_rows(store, samples, "samples")
+        per_labeller = _row_labels(rows, by_id, cfg, ctx) | _batch_labels(rows, by_id, cfg, ctx)
+        labelled = []
+        for index, row in enumerate(rows):
+            combined = combine_labels({s.name: per_labeller[s.name][index] for s in cfg.labellers}, cfg)
+            # a row generation could not produce (e.g. over-long prompt) keeps its reason
+            if row.get("error"):
+                combined["error"] = f"generation: {row['error']}; {combined['error'] or ''}".rstrip("; ")
+            labelled.append(row | combined)
+        write_rows(out / "labels.parquet", labelled)
+        n_correct = sum(r["correct"] for r in labelled)
+        return {"rows": len(labelled), "correct": n_correct, "errors": sum(bool(r["error"]) for r in labelled),
+                "accuracy": n_correct / len(labelled) if labelled else 0.0,
+                "mean_reward": sum(r["reward"] for r in labelled) / len(labelled) if labelled else 0.0}
+
+    # a reward model given by location is part of the key by content: retrained in place, labels recompute
+    reads = {"reward_model": cfg.reward_model.model} if cfg.reward_model is not None else None
+    return run_stage(ctx, "label_rewards", cfg, {"samples": samples, "problems": problems}, compute, reads=reads)
+
+
+def _row_labels(rows: list[dict], by_id: dict[str, dict], cfg: LabelConfig, ctx: StageContext) -> dict[str, list]:
+    names = [s.name for s in cfg.labellers if s.name in ROW_LABELLERS]
+    if not names:
+        return {}
+    triples = [(i, row.get("text"), by_id.get(row.get("prompt_id"))) for i, row in enumerate(rows)]
+    chunks = [triples[i: i + cfg.chunk_size] for i in range(0, len(triples), cfg.chunk_size)]
+    ensure_ray(ctx.ray)
+    with progress_bar("label " + "+".join(names), len(rows), ctx.show_progress, "samples") as bar:
+        results = map_chunks(label_chunk, chunks, names, cfg.options(), timeout_s=cfg.chunk_timeout_s,
+                             on_done=lambda i, _: bar.advance(len(chunks[i])))
+    per_row: list[list[dict]] = []
+    for chunk, result in zip(chunks, results):
+        if isinstance(result, ChunkFailed):
+            reason = f"rows {chunk[0][0]}-{chunk[-1][0]}: labelling task failed: {result.reason}"
+            result = [[failure_label(reason)] * len(names) for _ in chunk]
+        per_row.extend(result)
+    return {name: [labels[k] for labels in per_row] for k, name in enumerate(names)}
+
+
+def _batch_labels(rows: list[dict], by_id: dict[str, dict], cfg: LabelConfig, ctx: StageContext) -> dict[str, list]:
+    names = [s.name for s in cfg.labellers if s.name in BATCH_LABELLERS]
+    if names:
+        ensure_ray(ctx.ray)
+    return {name: BATCH_LABELLERS[name](rows, by_id, cfg.options()) for name in names}

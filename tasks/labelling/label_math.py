@@ -1,0 +1,73 @@
+"""Math labellers: chain-of-thought answer checks (RFT, WizardMath), program-of-thought executed in the sandbox
+(MAmmoTH), and the hybrid of the two."""
+from __future__ import annotations
+
+import re
+
+from tasks.labelling.answers import (answers_match, calc_path_grounded, extract_answer, extract_calc_path,
+                           extract_final_answer)
+from tasks.labelling.labellers import LabelOptions, register_labeller, require_field
+from tasks.labelling.sandbox import run_sandboxed
+
+_CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
+
+
+@register_labeller("math_answer")
+def label_math_answer(completion: str, problem: dict, options: LabelOptions) -> dict:
+    """Reward 1 when the final answer (`####`, `\\boxed{}` or "The answer is") equals the reference `final`
+    (math-verify equivalence), else 0.
+
+    Also records the calculation path (the `<<...>>` equations), which RFT de-duplicates on (Yuan et al. 2023).
+    """
+    reference = require_field(problem, "final")
+    predicted = extract_answer(completion)
+    correct = answers_match(predicted, reference)
+    path = extract_calc_path(completion)
+    # The written solution's path is already in the SFT data: selection counts it as kept (RFT, Sec. 4).
+    solution, question = problem.get("answer"), problem.get("question")
+    return {"pred": predicted, "correct": correct, "reward": float(correct), "calc_path": list(path),
+            "reference_calc_path": list(extract_calc_path(solution)) if isinstance(solution, str) else None,
+            "grounded": calc_path_grounded(path, question) if isinstance(question, str) else None,
+            "status": "answered" if predicted is not None else "no_answer", "error": None}
+
+
+def extract_program(completion: str) -> str | None:
+    """The Python program in a completion: its fenced code blocks joined, or None when it has none."""
+    blocks = _CODE_BLOCK.findall(completion)
+    return "\n".join(blocks) if blocks else None
+
+
+def _printing_program(program: str) -> str:
+    # MAmmoTH's programs print their answer; some define `solution()` and leave the call to the harness.
+    if "print(" not in program and re.search(r"^def solution\(\s*\)", program, re.MULTILINE):
+        return program + "\n\nprint(solution())\n"
+    return program
+
+
+@register_labeller("program_of_thought")
+def label_program_of_thought(completion: str, problem: dict, options: LabelOptions) -> dict:
+    """Run the completion's program sandboxed (MAmmoTH's PoT); its last printed line is the answer, compared with
+    the reference as in `math_answer`. A completion without a code block is taken as the program itself."""
+    reference = require_field(problem, "final")
+    program = extract_program(completion)
+    program = completion if program is None else program
+    if not program.strip():
+        raise ValueError("empty program")
+    result = run_sandboxed(_printing_program(program), options.sandbox)
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    predicted = lines[-1] if result.ok and lines else None
+    correct = answers_match(predicted, reference)
+    error = None if result.ok else f"{result.status}: {result.detail}"
+    if result.ok and predicted is None:
+        error = "the program printed nothing"
+    return {"pred": predicted, "correct": correct, "reward": float(correct), "status": result.status,
+            "error": error, "program_wall_s": result.wall_s}
+
+
+@register_labeller("math_hybrid")
+def label_math_hybrid(completion: str, problem: dict, options: LabelOptions) -> dict:
+    """MAmmoTH's hybrid data: a completion with a fenced code block is program-of-thought, one without is
+    chain-of-thought. `mode` records which one judged it."""
+    if extract_program(completion) is not None and extract_final_answer(completion) is None:
+        return label_program_of_thought(completion, problem, options) | {"mode": "pot"}
+    return label_math_answer(completion, problem, options) | {"mode": "cot"}

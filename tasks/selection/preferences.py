@@ -1,0 +1,84 @@
+"""Preference data from labelled samples: (chosen, rejected) pairs for reward models and DPO, and score-ranked
+response groups for RRTF, with a held-out split by prompt."""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.core.stage_cache import StageContext, run_stage
+from tasks.core.store import ArtifactRef
+from tasks.core.tables import read_rows, write_rows
+
+
+class PreferenceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    split: str = Field(default="train", description="the problems table the samples answered")
+    max_pairs_per_prompt: int = Field(default=4, ge=1)
+    max_group_size: int = Field(default=8, ge=2, description="responses per RRTF group")
+    heldout_fraction: float = Field(default=0.2, ge=0, lt=1, description="prompts kept for evaluation")
+    seed: int = 0
+
+
+def heldout(prompt_id: str, fraction: float, seed: int) -> bool:
+    """A stable split by prompt: all pairs of one prompt land on the same side."""
+    digest = hashlib.sha256(f"{seed}:{prompt_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def preference_pairs(samples: list[dict], max_pairs: int) -> list[tuple[str, str]]:
+    """(chosen, rejected) texts of one prompt: distinct correct vs distinct incorrect completions, paired in
+    sample order; empty completions (a generation that failed) are never used."""
+    good, bad = [], []
+    for s in sorted(samples, key=lambda s: s["sample_index"]):
+        if not isinstance(s.get("text"), str) or not s["text"].strip():
+            continue
+        target = good if s["correct"] else bad
+        if s["text"] not in target:
+            target.append(s["text"])
+    return [(good[i % len(good)], bad[i % len(bad)]) for i in range(min(max_pairs, max(len(good), len(bad))))
+            ] if good and bad else []
+
+
+def ranked_group(samples: list[dict], size: int) -> list[tuple[str, float]]:
+    """Up to `size` distinct responses of one prompt with their rewards, best first (stable on ties)."""
+    seen, group = set(), []
+    for s in sorted(samples, key=lambda s: (-float(s["reward"]), s["sample_index"])):
+        if isinstance(s.get("text"), str) and s["text"].strip() and s["text"] not in seen:
+            seen.add(s["text"])
+            group.append((s["text"], float(s["reward"])))
+    return group[:size]
+
+
+@task(name="make_preferences", retries=1, cache_policy=NONE, task_run_name="make_preferences[{name}]")
+def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg: PreferenceConfig,
+                     ctx: StageContext) -> ArtifactRef:
+    """pairs_{train,test}.parquet (prompt, chosen, rejected) and groups_{train,test}.parquet (prompt, texts,
+    scores), split by prompt."""
+
+    def compute(out: Path) -> dict:
+        store = ctx.open_store()
+        prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, cfg.split)}
+        by_prompt: dict[str, list[dict]] = defaultdict(list)
+        for row in read_rows(store, labels, "labels"):
+            by_prompt[row["prompt_id"]].append(row)
+        tables: dict[str, list[dict]] = {f"{kind}_{side}": [] for kind in ("pairs", "groups")
+                                         for side in ("train", "test")}
+        for pid, samples in sorted(by_prompt.items()):
+            side = "test" if heldout(pid, cfg.heldout_fraction, cfg.seed) else "train"
+            for chosen, rejected in preference_pairs(samples, cfg.max_pairs_per_prompt):
+                tables[f"pairs_{side}"].append({"prompt_id": pid, "prompt": prompts[pid], "chosen": chosen,
+                                                "rejected": rejected})
+            group = ranked_group(samples, cfg.max_group_size)
+            if len({score for _, score in group}) > 1:  # all-equal scores teach a ranking nothing
+                tables[f"groups_{side}"].append({"prompt_id": pid, "prompt": prompts[pid],
+                                                 "texts": [t for t, _ in group], "scores": [s for _, s in group]})
+        for table, rows in tables.items():
+            write_rows(out / f"{table}.parquet", rows)
+        return {table: len(rows) for table, rows in tables.items()} | {"prompts": len(by_prompt)}
+
+    return run_stage(ctx, "make_preferences", cfg, {"labels": labels, "problems": problems}, compute)

@@ -1,0 +1,130 @@
+"""Selection: rejection criteria, registered by name and applied in order to each prompt's labelled samples."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.registry import Registry
+from ray_cluster.calculator import calc_result
+from tasks.core.stage_cache import StageContext, run_stage
+from tasks.core.store import ArtifactRef
+from tasks.core.tables import read_rows, write_rows
+
+Criterion = Callable[[list[dict]], list[dict]]
+CRITERIA = Registry("criterion")
+register_criterion = CRITERIA.register
+
+
+@register_criterion("correct")
+def keep_correct(samples: list[dict]) -> list[dict]:
+    """Rejection sampling: keep samples whose reward says they reached the right answer."""
+    return [s for s in samples if s["correct"]]
+
+
+@register_criterion("valid_calculations")
+def keep_valid_calculations(samples: list[dict]) -> list[dict]:
+    """Drop samples with a wrong `<<a*b=c>>` annotation: a right answer reached through wrong arithmetic is a
+    bad path to train on (the calculator makes every annotation right; without it a model slips)."""
+    return [s for s in samples if all(_equation_holds(eq) for eq in s["calc_path"])]
+
+
+def _equation_holds(equation: str) -> bool:
+    expr, equals, result = equation.rpartition("=")
+    value = calc_result(expr) if equals else None
+    return value is not None and value == calc_result(result)
+
+
+@register_criterion("grounded_calculations")
+def keep_grounded_calculations(samples: list[dict]) -> list[dict]:
+    """Drop samples whose equations use a number the question never gave (labelled `grounded` False): with
+    small answers, wrong paths often land on the right answer, and path de-duplication would keep exactly those."""
+    return [s for s in samples if s.get("grounded") is not False]
+
+
+@register_criterion("distinct_calc_path")
+def drop_duplicate_calc_paths(samples: list[dict]) -> list[dict]:
+    """Keep the first sample of each distinct calculation path (list of `<<...>>` equations), as RFT does.
+
+    Yuan et al. 2023 found that the number of *distinct* reasoning paths, not raw samples, drives the gain.
+    A path equal to the problem's written solution (`reference_calc_path`, when labelled) is already in the
+    SFT data, so it is dropped too: the selected set holds only new paths.
+    """
+    seen: set[tuple[str, ...]] = {tuple(s["reference_calc_path"]) for s in samples
+                                  if s.get("reference_calc_path") is not None}
+    kept = []
+    for sample in samples:
+        path = tuple(sample["calc_path"])
+        if path not in seen:
+            seen.add(path)
+            kept.append(sample)
+    return kept
+
+
+class SelectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    criteria: list[str] = Field(default_factory=lambda: ["correct", "valid_calculations", "grounded_calculations",
+                                                         "distinct_calc_path"],
+                                description="applied in order to each prompt's samples")
+
+    @field_validator("criteria")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in CRITERIA]
+        if unknown:
+            raise ValueError(f"unknown criteria {unknown}; known: {sorted(CRITERIA)}")
+        return names
+
+
+def select_per_prompt(rows: list[dict], criteria: list[str]) -> dict[str, list[dict]]:
+    """Group rows by prompt (in sample order) and apply the criteria to each group."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r["prompt_id"], r.get("model_id", ""), r["sample_index"])):
+        groups[row["prompt_id"]].append(row)
+    selected = {}
+    for prompt_id, group in groups.items():
+        for name in criteria:
+            group = CRITERIA[name](group)
+        selected[prompt_id] = group
+    return selected
+
+
+@task(name="select_samples", retries=1, cache_policy=NONE)
+def select_samples(
+    labels: list[ArtifactRef], problems: ArtifactRef, cfg: SelectConfig, ctx: StageContext
+) -> ArtifactRef:
+    """selected.parquet: (prompt, completion) rows ready for SFT, pooled over every labels artifact given.
+
+    Pooling samples from several rounds or models before de-duplication is RFT-U (Yuan et al. 2023).
+    """
+
+    def compute(out: Path) -> dict:
+        store = ctx.open_store()
+        rows = [row for ref in labels for row in read_rows(store, ref, "labels")]
+        prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, "train")}
+        selected = select_per_prompt(rows, cfg.criteria)
+        out_rows = [
+            {"prompt_id": pid, "prompt": prompts[pid], "completion": s["text"], "model_id": s["model_id"],
+             "sample_index": s["sample_index"], "calc_path": s["calc_path"]}
+            for pid, kept in selected.items() for s in kept
+        ]
+        write_rows(out / "selected.parquet", out_rows)
+        per_problem = [len(kept) for kept in selected.values()]
+        return {
+            "samples": len(rows),
+            "selected": len(out_rows),
+            "acceptance_rate": len(out_rows) / len(rows) if rows else 0.0,
+            "correct_rate": sum(r["correct"] for r in rows) / len(rows) if rows else 0.0,
+            "problems": len(per_problem),
+            "problems_with_selection": sum(n > 0 for n in per_problem),
+            "distinct_paths_mean": statistics.fmean(per_problem) if per_problem else 0.0,
+            "distinct_paths_hist": {str(k): per_problem.count(k) for k in sorted(set(per_problem))},
+        }
+
+    inputs = {f"labels{i}": ref for i, ref in enumerate(labels)} | {"problems": problems}
+    return run_stage(ctx, "select_samples", cfg, inputs, compute)

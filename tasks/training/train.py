@@ -1,0 +1,176 @@
+"""Training stages: datasets in the store → a model folder in the store, through Ray Train, for every method.
+
+    train_sft            (prompt, completion) tables → causal LM             (RFT, the SFT base)
+    train_reward_model   ranked response groups      → reward model (EOS)    (InstructGPT)
+    train_dpo            preference pairs + cached reference log-probs → LM  (DPO)
+    train_rrtf           scored response groups      → LM                    (PanGu-Coder2)
+
+Checkpoints go to the stage's place in the store while it runs; rerunning a stage that died continues from the
+newest complete one at its exact data position (ray_cluster/checkpoints.py). The committed artifact is the
+final HF folder plus `metrics.parquet` (loss, lr, grad norm, tokens/s per step) and `loss.png`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.losses import LOSSES
+from models.optim import OptimConfig
+from models.tiny_llama import ModelSize
+from ray_cluster.checkpoints import CheckpointPlace, complete_steps, fetch_model
+from ray_cluster.connect import ensure_ray
+from ray_cluster.trainer import LoraOptions, TrainJob, TrainResources, fit
+from tasks.core.progress import progress_bar
+from tasks.core.stage_cache import StageContext, StageParts, run_stage
+from tasks.core.store import ArtifactRef
+from tasks.core.tables import read_rows, write_rows
+from tasks.training.train_checks import check_lora_targets, plot_loss
+
+_METHOD_LOSSES = {"sft": {"sft"}, "reward_model": {"pairwise_rm", "ranking_rm"}, "dpo": {"dpo"}, "rrtf": {"rrtf"}}
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    optim: OptimConfig = OptimConfig()
+    model: ModelSize = ModelSize()
+    init_seed: int = Field(default=0, description="seed of the random init when training from scratch")
+    resources: TrainResources = TrainResources()
+    batching: Literal["padded", "bucketed", "packed"] = Field(default="bucketed", description="SFT batches")
+    pack_len: int | None = Field(default=None, ge=16, description="tokens per packed row (default optim.max_len)")
+    beta: float = Field(default=0.1, gt=0, description="DPO temperature")
+    lora: LoraOptions | None = Field(default=None, description="train LoRA adapters instead of all weights")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        per_step = self.resources.num_workers * self.optim.grad_accum
+        if self.optim.batch_size % per_step:
+            raise ValueError(f"optim.batch_size={self.optim.batch_size} is not divisible by resources.num_workers "
+                             f"x optim.grad_accum = {per_step}")
+        if self.optim.loss not in LOSSES:
+            raise ValueError(f"optim.loss: unknown loss {self.optim.loss!r}; known: {sorted(LOSSES)}")
+        if self.resources.strategy == "fsdp" and not self.resources.use_gpu:
+            raise ValueError("resources.strategy=fsdp needs resources.use_gpu=true (FSDP on CPU workers is not "
+                             "supported here; use ddp)")
+        return self
+
+
+SFTConfig = TrainConfig  # the name the RFT recipe uses
+
+
+class SFTSource(BaseModel):
+    """One training table: the `split` table of an artifact, with `prompt` and `completion` columns."""
+
+    ref: ArtifactRef
+    split: str
+
+
+def fit_stage(name: str, stage: str, method: str, make_data, inputs: dict[str, ArtifactRef], tokenizer: ArtifactRef,
+              init: ArtifactRef | None, cfg: TrainConfig, ctx: StageContext) -> ArtifactRef:
+    """The common body of every training stage: `make_data(store, tokenizer) -> (data, rows, tokens)`."""
+    allowed = _METHOD_LOSSES[method]
+    if cfg.optim.loss not in allowed:
+        raise ValueError(f"{stage}: optim.loss={cfg.optim.loss!r} does not train a {method}; use one of "
+                         f"{sorted(allowed)}")
+    store = ctx.open_store()
+
+    def compute(out: Path, parts: StageParts) -> dict:
+        from transformers import AutoTokenizer
+
+        if cfg.lora is not None:  # before any worker starts; skipped when the stage is reused
+            check_lora_targets(cfg.lora, store.local_path(init) if init else None, cfg.model, method)
+        tok = AutoTokenizer.from_pretrained(store.local_path(tokenizer))
+        data, n_rows, n_tokens = make_data(store, tok)
+        uri, options = parts.folder()
+        place = CheckpointPlace(uri=f"{uri}/checkpoints", storage_options=options)
+        resumed_from = (complete_steps(place) or [0])[-1]
+        fault = os.environ.get("WINNOW_FAULT_AT_STEP")  # tests: kill a worker mid-run
+        job = TrainJob(method=method, data=data, tokenizer=store.folder(tokenizer), init=store.folder(init) if init
+                       else None, size=cfg.model, init_seed=cfg.init_seed, optim=cfg.optim, lora=cfg.lora,
+                       checkpoints=place, fault_at_step=int(fault) if fault else None,
+                       options={"batching": cfg.batching, "pack_len": cfg.pack_len or cfg.optim.max_len,
+                                "loss_name": cfg.optim.loss, "beta": cfg.beta})
+        ensure_ray(ctx.ray)
+        if resumed_from < cfg.optim.steps:
+            with progress_bar(f"train {name}", cfg.optim.steps, ctx.show_progress, "steps") as bar:
+                bar.set(resumed_from)
+                fit(job, cfg.resources, lambda m: bar.set(m["step"], info=f"loss {m['loss']:.3f}"))
+        fetch_model(place, cfg.optim.steps, out)
+        history = _history(place, cfg.optim.steps)
+        return _finish(out, name, history, n_rows, n_tokens, resumed_from)
+
+    return run_stage(ctx, stage, cfg, inputs, compute, resumable=True)
+
+
+def _history(place: CheckpointPlace, step: int) -> list[dict]:
+    import tempfile
+
+    import torch
+
+    fs, root = place.open()
+    with tempfile.TemporaryDirectory() as tmp:
+        fs.get_file(f"{root}/step-{step:08d}/trainer_state.pt", f"{tmp}/state.pt")
+        return torch.load(f"{tmp}/state.pt", weights_only=False)["history"]
+
+
+def _finish(out: Path, name: str, history: list[dict], n_rows: int, n_tokens: int, resumed_from: int) -> dict:
+    write_rows(out / "metrics.parquet", history)
+    plot_loss(history, out / "loss.png", name)
+    tail = history[-min(20, len(history)):]
+    metrics = {"steps": len(history), "first_loss": history[0]["loss"],
+               "final_loss": sum(h["loss"] for h in tail) / len(tail),
+               "tokens_per_s": sum(h["tokens_per_s"] for h in tail) / len(tail), "train_rows": n_rows,
+               "train_tokens": n_tokens, "resumed_from_step": resumed_from, "model_name": name}
+    metrics |= {k: sum(h[k] for h in tail) / len(tail) for k in ("accuracy",) if k in history[-1]}
+    (out / "winnow_train.json").write_text(json.dumps({"metrics": metrics, "rows": n_rows}))
+    every = max(1, len(history) // 20)
+    create_table_artifact(key=f"train-{_slug(name)}", description=f"training curve of {name}",
+                          table=[{k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()}
+                                 for h in history[::every] + history[-1:]])
+    return metrics
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower())
+
+
+@task(name="train_sft", retries=1, cache_policy=NONE, task_run_name="train_sft[{name}]")
+def train_sft(name: str, sources: list[SFTSource], tokenizer: ArtifactRef, init: ArtifactRef | None,
+              cfg: TrainConfig, ctx: StageContext) -> ArtifactRef:
+    """SFT from `init` (a model artifact) or from a fresh random init when `init` is None."""
+    inputs = {f"data{i}:{s.split}": s.ref for i, s in enumerate(sources)} | {"tokenizer": tokenizer}
+    if init is not None:
+        inputs["init"] = init
+
+    def make_data(store, tok) -> tuple[Any, int, int]:
+        from models.sft_data import tokenize_pair
+
+        rows = [row for s in sources for row in _checked_rows(read_rows(store, s.ref, s.split), s)]
+        if not rows:
+            raise ValueError("no usable (prompt, completion) rows in " + ", ".join(
+                f"{s.ref.short}/{s.split}.parquet" for s in sources))
+        examples = [tokenize_pair(tok, r["prompt"], r["completion"], cfg.optim.max_len) for r in rows]
+        return examples, len(rows), sum(len(e.input_ids) for e in examples)
+
+    return fit_stage(name, "train_sft", "sft", make_data, inputs, tokenizer, init, cfg, ctx)
+
+
+def _checked_rows(rows: list[dict], source: SFTSource) -> list[dict]:
+    """Rows with usable text; a bad row is reported by position and skipped, never fatal to the run."""
+    good = []
+    for index, row in enumerate(rows):
+        prompt, completion = row.get("prompt"), row.get("completion")
+        if not isinstance(prompt, str) or not isinstance(completion, str) or not completion.strip():
+            print(f"skipping row {index} of {source.ref.short}/{source.split}.parquet: "
+                  f"expected non-empty string fields 'prompt' and 'completion'")
+            continue
+        good.append(row)
+    if not good:  # e.g. a round where no sample was correct: train on the other sources
+        print(f"warning: {source.ref.short}/{source.split}.parquet has no usable rows")
+    return good

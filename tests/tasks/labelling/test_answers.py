@@ -1,0 +1,65 @@
+import pytest
+
+from tasks.labelling.answers import answers_match, extract_calc_path, extract_final_answer
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("He has 3+4 = <<3+4=7>>7.\n#### 7", "7"),
+        ("#### 1,234", "1234"),
+        ("#### 18 apples\nThe end.", "18 apples"),
+        ("first #### 3\nthen #### 42  ", "42"),
+        ("####   -5 \nmore text", "-5"),
+        ("no final answer here", None),
+        ("####", ""),
+    ],
+)
+def test_extract_final_answer(text, expected):
+    assert extract_final_answer(text) == expected
+
+
+def test_extract_calc_path():
+    text = "a 3*4 = <<3*4=12>>12\nb <<12+5=17>>17\n#### 17"
+    assert extract_calc_path(text) == ("3*4=12", "12+5=17")
+    assert extract_calc_path("x << 3 * 4 = 12 >>12") == ("3*4=12",)
+    assert extract_calc_path("#### 5") == ()
+
+
+@pytest.mark.parametrize(
+    ("predicted", "reference", "expected"),
+    [
+        ("18", "18", True),
+        ("18", "18.0", True),
+        ("1/2", "0.5", True),
+        ("1000", "1,000", True),
+        ("-3", "-3", True),
+        ("17", "18", False),
+        (None, "18", False),
+        ("", "18", False),
+        ("banana", "18", False),
+    ],
+)
+def test_answers_match(predicted, reference, expected):
+    assert answers_match(predicted, reference) is expected
+
+
+def test_answers_match_works_off_main_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(answers_match, "0.5", "1/2").result() is True
+
+
+def test_calc_path_grounded_needs_every_operand_stated_or_computed():
+    from tasks.labelling.answers import calc_path_grounded, question_quantities
+
+    question = ("Sara has 7 cookies. She buys 3 boxes with 3 cookies in each box. She doubles them. "
+                "Ann has 1.50 dollars.")
+    assert question_quantities(question) == {"7", "3", "2", "1.5"}
+    assert calc_path_grounded(["3*3=9", "7+9=16", "16*2=32"], question)
+    assert calc_path_grounded(["3*3=9", "7+2=9"], question)  # 2 is stated, as "doubles"
+    assert not calc_path_grounded(["3*3=9", "7+2=9"], question.replace(" She doubles them.", ""))
+    assert not calc_path_grounded(["3*3=9", "9+19=28"], question)  # 19 comes from nowhere
+    assert not calc_path_grounded(["5+3=8"], question)
+    assert calc_path_grounded([], question)

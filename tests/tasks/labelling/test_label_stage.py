@@ -1,0 +1,103 @@
+"""The label stage end to end on a local Ray cluster: hostile programs and malformed rows never stop it, several
+labellers combine, and a reward model scores on Ray actors."""
+from __future__ import annotations
+
+import pytest
+
+from models.reward_model import build_tiny_reward_model, encode_for_reward, rewards_at_eos
+from models.tiny_llama import ModelSize, save_model_folder
+from models.tokenizer import build_digit_tokenizer
+from tasks.labelling.label import LabelConfig, label_rewards
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactStore, StoreSpec
+from tasks.core.tables import read_rows, write_rows
+
+ADD = {"id": "add", "prompt": "def add(a, b):\n    \"\"\"Sum.\"\"\"\n", "entry_point": "add",
+       "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
+HOSTILE = {
+    "fork_bomb": "    import os\n    while True:\n        os.fork()\n",
+    "infinite_loop": "    while True:\n        pass\n",
+    "memory_bomb": "    x = [bytearray(64 << 20) for _ in range(100)]\n",
+    "os_system": "    import os\n    assert os.system('touch /tmp/winnow-os-system') == 0\n    return a + b\n",
+    "socket": "    import socket\n    socket.create_connection(('1.1.1.1', 80), timeout=1)\n    return a + b\n",
+    "write_outside": "    open('/tmp/winnow-stage-escape', 'w').write('x')\n    return a + b\n",
+    "read_env": "    import os\n    assert os.environ['HOME'] == '/root'\n    return a + b\n",
+    "print_1gb": "    import sys\n    for _ in range(1 << 14):\n        sys.stdout.write('x' * 65536)\n",
+    "sys_exit": "    import sys\n    sys.exit(0)\n",
+    "segfault": "    import ctypes\n    ctypes.string_at(0)\n",
+    "delete_files": "    import shutil\n    shutil.rmtree('/work')\n    return a + b\n",
+}
+
+
+def _commit(store: ArtifactStore, stage: str, name: str, rows: list[dict], tmp_path) -> object:
+    out = tmp_path / f"{stage}-{name}"
+    write_rows(out / f"{name}.parquet", rows)
+    return store.commit(stage, f"{stage}-test", out, {})
+
+
+def _sample(pid: str, index: int, text) -> dict:
+    return {"prompt_id": pid, "sample_index": index, "model_id": "m", "text": text, "error": None}
+
+
+@pytest.mark.slow
+def test_hostile_programs_and_malformed_rows_get_failure_labels_and_the_stage_completes(ray_local, tmp_path):
+    store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
+    problems = _commit(store, "problems", "test", [ADD, {"id": "no-tests", "prompt": "def f():\n"}], tmp_path)
+    texts = {"good": "    return a + b\n", **HOSTILE}
+    rows = [_sample("add", i, t) for i, t in enumerate(texts.values())]
+    rows += [_sample("add", 90, ""), _sample("missing", 91, "    return 1\n"), _sample("no-tests", 92, "  pass\n")]
+    samples = _commit(store, "samples", "samples", rows, tmp_path)
+    cfg = LabelConfig(labeller="unit_tests", split="test", chunk_size=3,
+                      sandbox={"wall_seconds": 4, "cpu_seconds": 2, "memory_mb": 256, "max_output_kb": 256})
+    ctx = StageContext(store=store.spec, show_progress=False)
+    labels = read_rows(store, label_rewards.fn("t", samples, problems, cfg, ctx), "labels")
+    by_name = dict(zip([*texts, "empty", "missing", "no-tests"], labels))
+    assert by_name["good"]["reward"] == 1.0 and by_name["good"]["status"] == "pass"
+    for name in [*HOSTILE, "empty", "missing", "no-tests"]:
+        assert by_name[name]["reward"] == 0.0 and not by_name[name]["correct"] and by_name[name]["error"], name
+    assert by_name["infinite_loop"]["status"] == "timeout"
+    assert "empty program" in by_name["empty"]["error"]
+    assert "not among the problems" in by_name["missing"]["error"]
+    assert "field 'test' is missing" in by_name["no-tests"]["error"]
+    assert "sys.exit(0)" in by_name["sys_exit"]["error"]
+
+
+@pytest.mark.slow
+def test_answer_check_and_reward_model_combine(ray_local, tmp_path):
+    store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
+    problems = [{"id": f"q{i}", "prompt": f"Question: {i} + 1 ?\nAnswer:", "final": str(i + 1)} for i in range(4)]
+    texts = [" #### 1", " #### 2", " #### 9", " #### 4"]  # right, right, wrong, right
+    tokenizer = build_digit_tokenizer([p["prompt"] + t for p, t in zip(problems, texts)])
+    size = ModelSize(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=64)
+    rm = build_tiny_reward_model(size, tokenizer, seed=0).eval()
+    save_model_folder(rm, tokenizer, tmp_path / "rm")
+    expected = rewards_at_eos(rm, **encode_for_reward(tokenizer, [p["prompt"] + t for p, t in
+                                                                  zip(problems, texts)], 64)).tolist()
+    problems_ref = _commit(store, "problems", "test", problems, tmp_path)
+    samples = _commit(store, "samples", "samples", [_sample(f"q{i}", 0, t) for i, t in enumerate(texts)], tmp_path)
+    ctx = StageContext(store=store.spec, show_progress=False)
+    cfg = LabelConfig(split="test", labellers=[{"name": "math_answer", "weight": 0.5}, {"name": "reward_model",
+                      "weight": 2.0}], combine="weighted_sum",
+                      reward_model={"model": str(tmp_path / "rm"), "batch_size": 3, "num_scorers": 2})
+    labels = read_rows(store, label_rewards.fn("rm", samples, problems_ref, cfg, ctx), "labels")
+    assert [r["reward_reward_model"] for r in labels] == pytest.approx(expected, abs=1e-5)
+    assert [r["reward_math_answer"] for r in labels] == [1.0, 1.0, 0.0, 1.0]
+    assert [r["reward"] for r in labels] == pytest.approx([0.5 * a + 2.0 * m for a, m in
+                                                           zip([1, 1, 0, 1], expected)], abs=1e-5)
+    assert [r["correct"] for r in labels] == [True, True, False, True]  # the RM does not judge correctness
+    threshold = cfg.model_copy(update={"threshold": 0.5 + 2.0 * min(expected) + 1e-6})
+    thresholded = read_rows(store, label_rewards.fn("rm-t", samples, problems_ref, threshold, ctx), "labels")
+    assert {r["reward"] for r in thresholded} <= {0.0, 1.0}
+    assert [r["correct"] for r in thresholded] == [r["reward"] == 1.0 for r in thresholded]
+
+
+def test_label_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="unknown labeller 'nope'"):
+        LabelConfig(labeller="nope")
+    with pytest.raises(ValueError, match="label.reward_model is required"):
+        LabelConfig(labellers=[{"name": "reward_model"}])
+    with pytest.raises(ValueError, match="weight applies to combine: weighted_sum"):
+        LabelConfig(labellers=[{"name": "math_answer", "weight": 2}])
+    with pytest.raises(ValueError, match="unknown 'max'"):
+        LabelConfig(combine="max")
+    assert LabelConfig(labeller="unit_tests").labellers[0].name == "unit_tests"

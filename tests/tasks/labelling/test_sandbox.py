@@ -1,0 +1,127 @@
+"""The sandbox against hostile programs: each must end in a recorded failure within its limits, the host unharmed.
+
+Every program below is written so that it would exit normally (status "ok") only if its attack succeeded."""
+import os
+import socket
+import threading
+
+import psutil
+import pytest
+
+from tasks.labelling.sandbox import SandboxLimits, run_sandboxed, sandbox_capabilities
+
+LIMITS = SandboxLimits(wall_seconds=4, cpu_seconds=2, memory_mb=256, max_processes=16, max_output_kb=256)
+SANDBOX_UIDS = range(2_000_000_000, 2_100_000_000)
+
+
+def _no_sandbox_processes_left() -> bool:
+    return not [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real in SANDBOX_UIDS]
+
+
+def test_a_plain_program_runs_and_its_output_is_kept():
+    result = run_sandboxed("import math\nprint(math.factorial(5))\nopen('here.txt', 'w').write('ok')", LIMITS)
+    assert result.status == "ok" and result.stdout.strip() == "120" and result.returncode == 0
+
+
+def test_the_machine_supports_every_confinement_layer():
+    # CI runs on this kind of machine; if a layer goes missing the suite should say so, not silently weaken.
+    caps = sandbox_capabilities()
+    assert caps["namespaces"] and caps["landlock_abi"] >= 4, caps
+
+
+def test_fork_bomb_is_bounded_and_leaves_no_process_behind():
+    result = run_sandboxed("import os\nwhile True:\n    os.fork()", LIMITS)
+    assert result.status in ("error", "killed", "timeout") and result.wall_s < LIMITS.wall_seconds + 2
+    assert _no_sandbox_processes_left()
+
+
+def test_infinite_loop_is_stopped_by_the_cpu_limit():
+    result = run_sandboxed("while True:\n    pass", LIMITS)
+    assert result.status == "timeout" and "CPU-time limit" in result.detail
+    assert result.wall_s < LIMITS.wall_seconds + 2
+
+
+def test_sleeping_forever_is_stopped_by_the_wall_clock_limit():
+    result = run_sandboxed("import time\ntime.sleep(60)", LIMITS)
+    assert result.status == "timeout" and result.wall_s < LIMITS.wall_seconds + 2
+
+
+def test_memory_bomb_is_stopped():
+    result = run_sandboxed("blocks = []\nwhile True:\n    blocks.append(bytearray(64 << 20))", LIMITS)
+    assert result.status == "memory", result
+
+
+def test_os_system_and_subprocess_cannot_touch_the_host(tmp_path):
+    target = tmp_path / "pwned"
+    shell = run_sandboxed(f"import os\nassert os.system('touch {target}') == 0", LIMITS)
+    child = run_sandboxed(f"import subprocess\nsubprocess.run(['touch', '{target}'], check=True)", LIMITS)
+    assert shell.status == "error" and child.status == "error"
+    assert not target.exists()
+
+
+def test_no_network_not_even_the_hosts_loopback():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(6)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(_accept(server)), daemon=True).start()
+    port = server.getsockname()[1]
+    result = run_sandboxed(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)", LIMITS)
+    outside = run_sandboxed("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)", LIMITS)
+    udp = run_sandboxed("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                        "s.sendto(b'x', ('8.8.8.8', 53))", LIMITS)
+    assert result.status == outside.status == udp.status == "error"
+    server.close()
+    assert accepted in ([], [None])
+
+
+def _accept(server):
+    try:
+        return server.accept()
+    except OSError:
+        return None
+
+
+def test_writing_or_deleting_outside_its_directory_fails(tmp_path):
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious")
+    os.chmod(tmp_path, 0o777)  # even a world-writable directory is out of reach
+    write = run_sandboxed(f"open('{tmp_path}/new.txt', 'w').write('x')", LIMITS)
+    delete = run_sandboxed(f"import os\nos.remove('{keep}')", LIMITS)
+    tmp = run_sandboxed("open('/tmp/winnow-sandbox-escape', 'w').write('x')", LIMITS)
+    assert write.status == delete.status == tmp.status == "error"
+    assert keep.read_text() == "precious" and not (tmp_path / "new.txt").exists()
+    assert not os.path.exists("/tmp/winnow-sandbox-escape")
+
+
+def test_the_parents_environment_is_out_of_reach(monkeypatch):
+    monkeypatch.setenv("WINNOW_TEST_SECRET", "hunter2-credentials")
+    own_env = run_sandboxed("import os\nprint(os.environ['WINNOW_TEST_SECRET'])", LIMITS)
+    parent = run_sandboxed(f"print(open('/proc/{os.getpid()}/environ').read())", LIMITS)
+    scan = run_sandboxed("import os\nfound = [open(f'/proc/{p}/environ').read() for p in os.listdir('/proc') "
+                         "if p.isdigit()]\nassert any('hunter2' in e for e in found)", LIMITS)
+    assert own_env.status == parent.status == scan.status == "error"
+    assert all("hunter2" not in r.stdout + r.stderr for r in (own_env, parent, scan))
+
+
+def test_printing_a_gigabyte_is_cut_off():
+    result = run_sandboxed("import sys\nfor _ in range(1 << 14):\n    sys.stdout.write('x' * 65536)", LIMITS)
+    assert result.status == "output_limit" and result.wall_s < LIMITS.wall_seconds
+    assert len(result.stdout) <= LIMITS.keep_output_chars
+
+
+def test_exiting_early_is_not_a_pass():
+    assert run_sandboxed("import sys\nsys.exit(0)\nassert False", LIMITS).status == "exited"
+    assert run_sandboxed("import os\nos._exit(0)", LIMITS).status == "exited"
+
+
+def test_segfault_is_recorded():
+    result = run_sandboxed("import ctypes\nctypes.string_at(0)", LIMITS)
+    assert result.status == "killed" and "SIGSEGV" in result.detail
+
+
+@pytest.mark.parametrize("program", ["raise ValueError('bad')", "def f(:\n    pass"])
+def test_exceptions_and_syntax_errors_are_errors_with_their_text(program):
+    result = run_sandboxed(program, LIMITS)
+    assert result.status == "error" and ("ValueError: bad" in result.detail or "SyntaxError" in result.detail)
