@@ -64,7 +64,7 @@ def sft_run(batching: str, tokenizer, examples, heldout, epochs: int, batch: int
     from models.optim import OptimConfig
     from models.tiny_llama import ModelSize, build_tiny_llama
     from models.train_loop import run_training
-    from models.train_methods import SFTMethod
+    from models.methods.sft import SFTMethod
 
     method = SFTMethod(examples, tokenizer.pad_token_id, batching, batch, pack_len)
     per_epoch = -(-len(method.epoch_units(0, 0)) // batch)
@@ -82,11 +82,11 @@ def raytrain_vs_plain(tokenizer, examples, steps: int, batch: int) -> tuple[floa
     from models.optim import OptimConfig
     from models.tiny_llama import ModelSize, build_tiny_llama
     from models.train_loop import run_training
-    from models.train_methods import SFTMethod
+    from models.methods.sft import SFTConfig, SFTMethod
     from ray_cluster.checkpoints import CheckpointPlace
     from ray_cluster.connect import RayConfig, ensure_ray
     from ray_cluster.folders import RemoteFolder
-    from ray_cluster.trainer import TrainJob, TrainResources, fit
+    from ray_cluster.trainer import TrainJob, fit
 
     cfg = OptimConfig(steps=steps, batch_size=batch, lr=2e-3, warmup_steps=10, max_len=512, checkpoint_every=steps)
     model = build_tiny_llama(ModelSize(**SIZE), tokenizer, seed=0)
@@ -96,11 +96,13 @@ def raytrain_vs_plain(tokenizer, examples, steps: int, batch: int) -> tuple[floa
     ensure_ray(RayConfig(num_cpus=2))
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save_pretrained(Path(tmp) / "tok")
-        job = TrainJob(method="sft", data=examples, options={"batching": "bucketed"},
-                       tokenizer=RemoteFolder(uri=str(Path(tmp) / "tok")), size=SIZE, optim=cfg,
+        config = SFTConfig(batching="bucketed", model=SIZE, optim=cfg,
+                           resources={"num_workers": 1, "cpus_per_worker": 2})
+        job = TrainJob(method="sft", config=config, data=examples,
+                       tokenizer=RemoteFolder(uri=str(Path(tmp) / "tok")),
                        checkpoints=CheckpointPlace(uri=str(Path(tmp) / "ckpt")))
         start = time.perf_counter()
-        fit(job, TrainResources(num_workers=1, cpus_per_worker=2))
+        fit(job)
         ray_s = time.perf_counter() - start
     return ray_s, plain
 

@@ -1,6 +1,7 @@
 """Loading a flow's pydantic config from `configs/<method>/<name>.yaml` plus dotted command-line overrides."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,9 +51,19 @@ def load_config(model: type[M], method: str, name: str = "default", overrides: l
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(tree).__name__}")
+    apply_store_env(tree)
     for dotted in overrides:
         apply_override(tree, dotted)
     return validate_config(model, tree, str(path))
+
+
+def apply_store_env(tree: dict) -> None:
+    """$WINNOW_STORE names the store for every flow, over what a config file says (a `-s store.url=...`
+    override still wins): the one place it is applied."""
+    url = os.environ.get("WINNOW_STORE")
+    if url:
+        store = tree.get("store")
+        tree["store"] = (store if isinstance(store, dict) else {}) | {"url": url}
 
 
 def validate_config(model: type[M], tree: dict[str, Any], source: str) -> M:

@@ -23,15 +23,11 @@ class EvalConfig(BaseModel):
     breakdown: str | None = Field(default=None, description="a problem field to break scores down by (MATH: level)")
 
 
-class Evaluation(BaseModel):
-    scores: dict[str, ArtifactRef]  # 'pass@1' / 'maj' / 'pass@k' -> score artifact (accuracy and its 95% CI)
-    stages: dict[str, ArtifactRef]  # every artifact the evaluation made, for the report's timing table
-
-
 @flow(name="evaluate-model", log_prints=True)
 def evaluate_model(name: str, model: ArtifactRef, problems: ArtifactRef, cfg: EvalConfig,
-                   ctx: StageContext) -> Evaluation:
-    """Greedy pass@1 and, if configured, maj@K and pass@K (Codex's unbiased estimator) from K samples."""
+                   ctx: StageContext) -> dict[str, ArtifactRef]:
+    """Greedy pass@1 and, if configured, maj@K and pass@K (Codex's unbiased estimator) from K samples: metric
+    ('pass@1' / 'maj' / 'pass@k') -> score artifact (accuracy and its 95% CI)."""
     split = cfg.label.split
 
     def scored(metric: str, labels: ArtifactRef, **kw) -> ArtifactRef:
@@ -41,12 +37,9 @@ def evaluate_model(name: str, model: ArtifactRef, problems: ArtifactRef, cfg: Ev
     greedy = sample_completions(f"{name}-greedy", problems, {name: model}, cfg.greedy, ctx)
     greedy_labels = label_rewards(f"{name}-greedy", greedy, problems, cfg.label, ctx)
     scores = {"pass@1": scored("pass@1", greedy_labels)}
-    stages = {f"sample[{name}:greedy]": greedy, f"label[{name}:greedy]": greedy_labels}
     if cfg.maj is not None:
         voted = sample_completions(f"{name}-maj", problems, {name: model}, cfg.maj, ctx)
         labels = label_rewards(f"{name}-maj", voted, problems, cfg.label, ctx)
         scores["maj"] = scored("maj", labels)
         scores["pass@k"] = scored("pass@k", labels, k=cfg.maj.sampling.n)
-        stages |= {f"sample[{name}:maj]": voted, f"label[{name}:maj]": labels}
-    stages |= {f"score[{name}:{metric}]": ref for metric, ref in scores.items()}
-    return Evaluation(scores=scores, stages=stages)
+    return scores

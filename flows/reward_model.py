@@ -3,48 +3,32 @@ vs incorrect) → RM from the SFT model, reward at EOS, offset so demonstrations
 accuracy. The result plugs into the label stage as `labellers: [{name: reward_model}]`."""
 from __future__ import annotations
 
-import os
-
 from prefect import flow
-from pydantic import BaseModel, ConfigDict
 
-from ray_cluster.connect import RayConfig
+from flows.base import FlowConfig, FlowResult, finish_run, start_run
 from ray_cluster.generation import SamplingSpec
 from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.data.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
 from tasks.selection.preferences import PreferenceConfig, make_preferences
-from tasks.core.stage_cache import StageContext
-from tasks.core.store import ArtifactRef, StoreSpec
-from tasks.evaluation.summary_report import write_summary_report
-from tasks.training.train import SFTSource, TrainConfig, train_sft
+from tasks.training.train import RewardModelTrainConfig, SFTConfig, SFTSource, train_sft
 from tasks.training.train_preference import evaluate_reward_model, train_reward_model
 
 
-class RewardModelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RewardModelConfig(FlowConfig):
     title: str = "Reward model on tiny-arith"
-    store: StoreSpec = StoreSpec(url=os.environ.get("WINNOW_STORE", ".winnow/store"))
-    ray: RayConfig = RayConfig()
-    show_progress: bool = True
     data: TinyArithConfig = TinyArithConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
-    policy_sft: TrainConfig = TrainConfig()
+    policy_sft: SFTConfig = SFTConfig()
     sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=8, temperature=1.0))
     label: LabelConfig = LabelConfig(split="train")
     preferences: PreferenceConfig = PreferenceConfig()
-    reward_model: TrainConfig = TrainConfig(optim={"loss": "pairwise_rm", "steps": 200, "lr": 1e-3})
-
-
-class RewardModelResult(BaseModel):
-    model: ArtifactRef
-    evaluation: ArtifactRef
-    report: ArtifactRef
+    reward_model: RewardModelTrainConfig = RewardModelTrainConfig(optim={"loss": "pairwise_rm", "steps": 200, "lr": 1e-3})
 
 
 @flow(name="reward-model", log_prints=True)
-def reward_model(cfg: RewardModelConfig) -> RewardModelResult:
-    ctx = StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress)
+def reward_model(cfg: RewardModelConfig) -> FlowResult:
+    ctx = start_run(cfg)
     problems = make_tiny_arith(cfg.data, ctx)
     tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
     demonstrations = SFTSource(ref=problems, split="train")
@@ -54,9 +38,5 @@ def reward_model(cfg: RewardModelConfig) -> RewardModelResult:
     preferences = make_preferences("rm", labels, problems, cfg.preferences, ctx)
     rm = train_reward_model("rm", preferences, tokenizer, policy, demonstrations, cfg.reward_model, ctx)
     heldout = evaluate_reward_model("rm", rm, preferences, ctx)
-    stages = {"make_tiny_arith": problems, "build_tokenizer": tokenizer, "train_sft[base]": policy,
-              "sample": samples, "label": labels, "make_preferences": preferences, "train_reward_model": rm,
-              "evaluate_reward_model": heldout}
-    report = write_summary_report(cfg.title, {"reward model, held-out pairs": heldout}, {"reward_model": rm},
-                                  stages, ctx)
-    return RewardModelResult(model=rm, evaluation=heldout, report=report)
+    return finish_run("reward_model", cfg, ctx, {"reward model": {"held-out pairs": heldout}},
+                      outputs={"model": rm, "evaluation": heldout})

@@ -5,13 +5,11 @@ The policy is a tiny model trained here on the embedded tiny-code task (`base_sf
 imported from a package (`pretrained`, e.g. SmolLM2 for the HumanEval config)."""
 from __future__ import annotations
 
-import os
-
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from flows.base import FlowConfig, FlowResult, finish_run, start_run
 from flows.evaluate import EvalConfig, evaluate_model
-from ray_cluster.connect import RayConfig
 from ray_cluster.generation import SamplingSpec
 from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.data.import_model import GGUFModelConfig, import_gguf_model
@@ -20,34 +18,23 @@ from tasks.data.prepare import TokenizerConfig, build_tokenizer
 from tasks.data.prepare_code import CodeDataConfig, make_code_problems
 from tasks.selection.preferences import PreferenceConfig, make_preferences
 from tasks.core.stage_cache import StageContext
-from tasks.core.store import ArtifactRef, StoreSpec
-from tasks.evaluation.summary_report import write_summary_report
-from tasks.training.train import SFTSource, TrainConfig, train_sft
+from tasks.core.store import ArtifactRef
+from tasks.training.train import RRTFTrainConfig, SFTConfig, SFTSource, train_sft
 from tasks.training.train_preference import train_rrtf
 
 
-class RRTFConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RRTFConfig(FlowConfig):
     title: str = "RRTF on tiny-code"
-    store: StoreSpec = StoreSpec(url=os.environ.get("WINNOW_STORE", ".winnow/store"))
-    ray: RayConfig = RayConfig()
-    show_progress: bool = True
     data: CodeDataConfig = CodeDataConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
-    base_sft: TrainConfig = TrainConfig()
+    base_sft: SFTConfig = SFTConfig()
     pretrained: GGUFModelConfig | None = Field(default=None, description="start from this model instead of "
                                                "training base_sft from scratch")
     sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=8, temperature=1.0))
     label: LabelConfig = LabelConfig(labeller="unit_tests", split="train")
     preferences: PreferenceConfig = PreferenceConfig(heldout_fraction=0.0)
-    rrtf: TrainConfig = TrainConfig(optim={"loss": "rrtf", "steps": 100, "lr": 1e-3})
+    rrtf: RRTFTrainConfig = RRTFTrainConfig(optim={"loss": "rrtf", "steps": 100, "lr": 1e-3})
     eval: EvalConfig = EvalConfig(label=LabelConfig(labeller="unit_tests", split="test"))
-
-
-class RRTFResult(BaseModel):
-    model: ArtifactRef
-    scores: dict[str, dict[str, ArtifactRef]]
-    report: ArtifactRef
 
 
 def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef]:
@@ -62,19 +49,14 @@ def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) ->
 
 
 @flow(name="rrtf", log_prints=True)
-def rrtf(cfg: RRTFConfig) -> RRTFResult:
-    ctx = StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress)
+def rrtf(cfg: RRTFConfig) -> FlowResult:
+    ctx = start_run(cfg)
     problems = make_code_problems(cfg.data, ctx)
     tokenizer, base = initial_policy(cfg, problems, ctx)
     samples = sample_completions("rrtf", problems, {"base": base}, cfg.sample, ctx)
     tested = label_rewards("rrtf", samples, problems, cfg.label, ctx)
     ranked = make_preferences("rrtf", tested, problems, cfg.preferences, ctx)
     tuned = train_rrtf("rrtf", ranked, tokenizer, base, cfg.rrtf, ctx)
-    evaluations = {name: evaluate_model(name, model, problems, cfg.eval, ctx)
-                   for name, model in {"base": base, "rrtf": tuned}.items()}
-    scores = {name: e.scores for name, e in evaluations.items()}
-    stages = {"make_code_problems": problems, "base": base, "sample": samples, "unit_tests": tested,
-              "rank": ranked, "train_rrtf": tuned} | {k: v for e in evaluations.values() for k, v in e.stages.items()}
-    results = {f"{name} {metric}": ref for name, s in scores.items() for metric, ref in s.items()}
-    report = write_summary_report(cfg.title, results, {"rrtf": tuned}, stages, ctx)
-    return RRTFResult(model=tuned, scores=scores, report=report)
+    scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx)
+              for name, model in {"base": base, "rrtf": tuned}.items()}
+    return finish_run("rrtf", cfg, ctx, scores, outputs={"model": tuned})

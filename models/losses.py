@@ -1,4 +1,9 @@
-"""Losses as pure functions, registered by name so configs can pick them."""
+"""Losses as pure functions, registered by name so configs can pick them (`optim.loss`).
+
+A training method (models/methods/) calls the loss its config names through `get_loss`, never its own copy;
+the losses one method allows share a signature (pairwise_rm and ranking_rm both take `(rewards, valid)`), so
+the method does not branch on the name.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -14,21 +19,6 @@ register_loss = LOSSES.register
 
 def get_loss(name: str) -> Callable[..., torch.Tensor]:
     return LOSSES.lookup(name)
-
-
-@register_loss("sft")
-def sft_loss(
-    logits: torch.Tensor,  # (B, T, V) next-token logits at each position
-    input_ids: torch.Tensor,  # (B, T)
-    loss_mask: torch.Tensor,  # (B, T) 1 where the token is a completion token to learn, 0 for prompt/padding
-) -> torch.Tensor:
-    """Mean cross-entropy over completion tokens only (prompt tokens are given, not learned)."""
-    shift_logits = logits[:, :-1, :]  # (B, T-1, V) predicts token t+1
-    targets = input_ids[:, 1:]  # (B, T-1)
-    mask = loss_mask[:, 1:].to(shift_logits.dtype)  # (B, T-1)
-    token_nll = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), targets.reshape(-1),
-                                reduction="none").view_as(mask)
-    return (token_nll * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 def token_logprobs(
@@ -52,13 +42,29 @@ def sequence_logprobs(
     return total / mask.sum(-1).clamp(min=1.0) if average else total
 
 
+@register_loss("sft")
+def sft_token_sum_loss(
+    logits: torch.Tensor,  # (B, T, V) next-token logits at each position
+    input_ids: torch.Tensor,  # (B, T)
+    loss_mask: torch.Tensor,  # (B, T) 1 where the token is a completion token to learn, 0 for prompt/padding
+) -> torch.Tensor:
+    """Summed NLL of the completion tokens (prompt tokens are given, not learned), a scalar. A sum, not a mean:
+    the loop divides by the token count of the whole global batch, so every worker and micro-batch weighs a
+    token the same (models/train_loop.py)."""
+    mask = loss_mask[:, 1:].float()  # (B, T-1): position t's mask applies to the prediction of token t
+    return -(token_logprobs(logits, input_ids) * mask).sum()
+
+
 @register_loss("pairwise_rm")
 def pairwise_rm_loss(
-    chosen: torch.Tensor,  # (B,) reward of the preferred response
-    rejected: torch.Tensor,  # (B,) reward of the other one
+    rewards: torch.Tensor,  # (B, 2) reward of the preferred response (column 0) and of the other one (column 1)
+    valid: torch.Tensor | None = None,  # (B, 2) ignored (a pair has both): ranking_rm's signature
 ) -> torch.Tensor:
     """Per-pair loss -log σ(r_chosen - r_rejected) (InstructGPT eq. 1 with K = 2), shape (B,)."""
-    return -F.logsigmoid(chosen - rejected)
+    if rewards.shape[-1] != 2:
+        raise ValueError(f"pairwise_rm needs groups of 2 (chosen, rejected), got K = {rewards.shape[-1]}; "
+                         "use ranking_rm for larger groups")
+    return -F.logsigmoid(rewards[:, 0] - rewards[:, 1])
 
 
 @register_loss("ranking_rm")

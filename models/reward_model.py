@@ -29,6 +29,15 @@ def build_tiny_reward_model(size: ModelSize, tokenizer: PreTrainedTokenizerBase,
     return LlamaForSequenceClassification(config)
 
 
+def reward_model_from_lm(folder: Path, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
+    """InstructGPT: the reward model starts from the SFT model's folder, with a new scalar head `score`
+    (random init, hence the seed) on its backbone."""
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=torch.float32)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
 def load_reward_model(folder: Path, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A reward-model folder (sequence classifier with one label), with a clear error for anything else."""
     folder = Path(folder)
@@ -62,12 +71,15 @@ class EOSReward(torch.nn.Module):
         return reward_forward(self.model, input_ids, attention_mask, eos_index)
 
 
+def reward_ids(tokenizer: PreTrainedTokenizerBase, text: str, max_len: int) -> list[int]:
+    """The text's ids + EOS, at most `max_len` (the EOS is kept when truncating: the reward is read there).
+    Training (models/methods/reward_model.py) and scoring encode the same way."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"][: max_len - 1] + [tokenizer.eos_token_id]
+
+
 def encode_for_reward(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_len: int) -> dict[str, torch.Tensor]:
     """Right-padded ids with EOS appended to every text (kept when truncating), and each EOS's position."""
-    rows = []
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max_len - 1]
-        rows.append(ids + [tokenizer.eos_token_id])
+    rows = [reward_ids(tokenizer, text, max_len) for text in texts]
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)  # (B, T)

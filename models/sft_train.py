@@ -19,7 +19,7 @@ def run_sft(
     """SFT for cfg.steps steps in this process (length-bucketed batches); returns the per-step losses. The
     same loop as the training stages (models/train_loop.py), without Ray."""
     from models.train_loop import run_training
-    from models.train_methods import SFTMethod
+    from models.methods.sft import SFTMethod
 
     if not examples:
         raise ValueError("no training examples")

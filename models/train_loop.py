@@ -1,6 +1,6 @@
 """One optimisation loop for every method (SFT, reward model, DPO, RRTF), plain torch, data parallel aware.
 
-A method (models/train_methods.py) says what a training *unit* is (an example, a packed row, a preference pair,
+A method (models/methods/) says what a training *unit* is (an example, a packed row, a preference pair,
 a ranked group), how units become tensors and what the loss is. The loop owns the rest: the deterministic
 order of units in every epoch, global batches split over workers and gradient-accumulation micro-batches,
 loss normalisation by the *global* item count (so N workers compute what one worker with the same global batch

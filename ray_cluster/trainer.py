@@ -11,47 +11,41 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from models.optim import OptimConfig
-from models.tiny_llama import ModelSize
+from models.methods import LoraOptions, TrainConfig, TrainResources, get_method  # noqa: F401 (re-exported)
 from ray_cluster.checkpoints import CheckpointPlace
 from ray_cluster.folders import RemoteFolder
 
 
-class TrainResources(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    num_workers: int = Field(default=1, ge=1, description="data-parallel workers")
-    use_gpu: bool = Field(default=False, description="one GPU per worker")
-    cpus_per_worker: int = Field(default=2, ge=1, description="CPU threads each worker uses")
-    strategy: Literal["ddp", "fsdp"] = Field(default="ddp", description="fsdp shards models that don't fit")
-
-
-class LoraOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    r: int = Field(default=8, ge=1)
-    alpha: int = Field(default=16, ge=1)
-    dropout: float = Field(default=0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
-
-
 class TrainJob(BaseModel):
-    """Everything a worker needs. `method` picks the unit/loss (models/train_methods.py), `data` its rows."""
+    """Everything a worker needs: `method` names the registry entry (models/methods/) that builds the model
+    and the loop's method, `config` is that method's own typed config, `data` what its data builder made."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    method: Literal["sft", "reward_model", "dpo", "rrtf"]
+    method: str
+    config: TrainConfig
     data: Any
-    options: dict = Field(default_factory=dict)  # batching / pack_len / loss_name / beta
     tokenizer: RemoteFolder
     init: RemoteFolder | None = None
-    size: ModelSize = ModelSize()
-    init_seed: int = 0
-    optim: OptimConfig
-    lora: LoraOptions | None = None
     checkpoints: CheckpointPlace
     fault_at_step: int | None = None  # tests: the worker process dies right after this step
+
+    @field_validator("method")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        get_method(name)  # raises naming the known methods
+        return name
+
+    @model_validator(mode="after")
+    def _config_fits_method(self):
+        expected = get_method(self.method).config
+        if not isinstance(self.config, expected):
+            raise ValueError(f"config: a {self.method!r} job takes a {expected.__name__}, got "
+                             f"{type(self.config).__name__}")
+        return self
 
 
 def _train_loop(config: dict) -> None:
@@ -71,7 +65,8 @@ def _train_loop(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     tokenizer, model, method = build_for_job(job)
-    state = load_latest(job.checkpoints, model, job.lora is not None)
+    lora = job.config.lora is not None
+    state = load_latest(job.checkpoints, model, lora)
     wrapped = ray.train.torch.prepare_model(trainable_model(job, model), parallel_strategy=config["strategy"])
     queue = config["progress"]
 
@@ -82,18 +77,20 @@ def _train_loop(config: dict) -> None:
             os._exit(1)  # a crash, not an exception: nothing after this runs
 
     def on_checkpoint(st) -> None:
-        save_checkpoint(job.checkpoints, model, tokenizer, st, rank, job.lora is not None)
+        save_checkpoint(job.checkpoints, model, tokenizer, st, rank, lora)
 
-    final = run_training(wrapped, method, job.optim, device, rank, world, state, on_step, on_checkpoint)
+    final = run_training(wrapped, method, job.config.optim, device, rank, world, state, on_step, on_checkpoint)
     ray.train.report({"steps": final.step, "final_loss": final.history[-1]["loss"]})
 
 
-def fit(job: TrainJob, resources: TrainResources, on_progress: Callable[[dict], None] | None = None) -> None:
-    """Run the job on Ray Train until its last checkpoint is written (`job.checkpoints`)."""
+def fit(job: TrainJob, on_progress: Callable[[dict], None] | None = None) -> None:
+    """Run the job on Ray Train, with its config's `resources`, until its last checkpoint is written
+    (`job.checkpoints`)."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
 
+    resources = job.config.resources
     queue = Queue() if on_progress else None
     scratch = tempfile.mkdtemp(prefix="winnow-train-")
     trainer = TorchTrainer(

@@ -3,6 +3,7 @@ flow to a Ray cluster, list artifacts, show a report."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -53,8 +54,8 @@ def run(
 ) -> None:
     """Run a flow now, in this process (Prefect ephemeral unless PREFECT_API_URL is set)."""
     cfg, flow_fn = _load(method, config, override)
-    result = flow_fn(cfg)
-    console.print(f"[bold green]report[/]: {getattr(result, 'report_uri', None) or result.report.uri + '/report.md'}")
+    result = flow_fn(cfg)  # every flow returns a flows.base.FlowResult
+    console.print(f"[bold green]report[/]: {result.report_uri}  ({result.wall_s:.0f} s)")
 
 
 def _deployments(names: list[str], file: str, store: Optional[str]) -> list:
@@ -149,18 +150,33 @@ def list_artifacts(
 
 
 @app.command()
-def report(store: str = typer.Option(os.environ.get("WINNOW_STORE", ".winnow/store"))) -> None:
-    """Print the newest report in the store."""
-    from tasks.core.store import ArtifactStore, StoreSpec
-
-    reports = ArtifactStore(StoreSpec(url=store)).list("write_report")
-    if not reports:
-        console.print("no report in the store yet")
-        raise typer.Exit(1)
-    newest = reports[-1]
-    console.print(f"[bold]{newest['data_uri']}/report.md[/]\n")
+def report(
+    flow: Optional[str] = typer.Argument(None, help="only this flow's reports, e.g. rft, rrtf, reward_model"),
+    store: str = typer.Option(os.environ.get("WINNOW_STORE", ".winnow/store")),
+    all_reports: bool = typer.Option(False, "--all", help="list every report instead of printing the newest"),
+) -> None:
+    """Print the newest report in the store (of one flow), or list them all."""
     import fsspec
 
+    from tasks.core.store import ArtifactStore, StoreSpec
+
+    reports = [m for m in ArtifactStore(StoreSpec(url=store)).list("write_report")
+               if flow is None or m.get("metrics", {}).get("flow") == flow]
+    if not reports:
+        known = sorted({m.get("metrics", {}).get("flow") for m in ArtifactStore(StoreSpec(url=store)).list("write_report")}
+                       - {None})
+        console.print(f"no {flow + ' ' if flow else ''}report in {store} yet" + (f" (flows with reports: {known})"
+                                                                               if known else ""))
+        raise typer.Exit(1)
+    if all_reports:
+        table = Table("flow", "title", "report", "created")
+        for m in reports:
+            table.add_row(m["metrics"].get("flow", "?"), m["metrics"].get("title", ""), f"{m['data_uri']}/report.md",
+                          time.strftime("%Y-%m-%d %H:%M", time.localtime(m.get("created_at", 0))))
+        console.print(table)
+        return
+    newest = reports[-1]
+    console.print(f"[bold]{newest['data_uri']}/report.md[/]\n")
     with fsspec.open(f"{newest['data_uri']}/report.md", "r") as fh:
         console.print(fh.read())
 

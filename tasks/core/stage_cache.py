@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 
 from tasks.core.code_version import code_version, import_closure, location_hash
+from tasks.core.lineage import record
 from tasks.core.store import ArtifactRef, ArtifactStore, StoreSpec
 from ray_cluster.connect import RayConfig
 
@@ -34,6 +35,7 @@ class StageContext(BaseModel):
     ray: RayConfig = RayConfig()
     run_id: str = "adhoc"
     show_progress: bool = True
+    started_at: float = 0.0  # when the run started (epoch seconds)
 
     def open_store(self) -> ArtifactStore:
         return ArtifactStore(self.store)
@@ -41,7 +43,8 @@ class StageContext(BaseModel):
     @classmethod
     def for_run(cls, store: StoreSpec, ray: RayConfig, show_progress: bool = True) -> "StageContext":
         """A fresh run's context, after checking the store can be reached (fail at start, not an hour in)."""
-        ctx = cls(store=store, ray=ray, run_id=uuid.uuid4().hex[:12], show_progress=show_progress)
+        ctx = cls(store=store, ray=ray, run_id=uuid.uuid4().hex[:12], show_progress=show_progress,
+                  started_at=time.time())
         ctx.open_store().check()
         return ctx
 
@@ -104,6 +107,7 @@ def run_stage(
     found = store.lookup(stage, key)
     if found is not None:
         console.print(f"[green]reused[/] {stage} ({found.short})")
+        record(ctx.run_id, found, reused=True)
         return found
     console.print(f"[cyan]running[/] {stage} ({stage}/{key[:12]})")
     work = Path(tempfile.mkdtemp(prefix=f"winnow-{stage}-"))
@@ -129,6 +133,7 @@ def run_stage(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     console.print(f"[green]done[/] {stage} in {manifest['timings']['wall_s']:.1f}s ({ref.short})")
+    record(ctx.run_id, ref, reused=False)
     return ref
 
 

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.data.tiny_arith import TinyArithSpec, generate_problems, to_completion, to_prompt
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.records import MATH_PROBLEMS
+from tasks.core.tables import read_rows, write_records
 
 
 class TinyArithConfig(BaseModel):
@@ -47,8 +48,8 @@ def make_tiny_arith(cfg: TinyArithConfig, ctx: StageContext) -> ArtifactRef:
         for rows in (train, test):
             for row in rows:
                 row["prompt"], row["completion"] = to_prompt(row["question"]), to_completion(row["answer"])
-        return {"train_rows": write_rows(out / "train.parquet", train),
-                "test_rows": write_rows(out / "test.parquet", test)}
+        return {"train_rows": write_records(out / "train.parquet", train, MATH_PROBLEMS),
+                "test_rows": write_records(out / "test.parquet", test, MATH_PROBLEMS)}
 
     return run_stage(ctx, "make_tiny_arith", cfg, {}, compute)
 
@@ -86,8 +87,8 @@ def load_gsm8k(cfg: GSM8KConfig, ctx: StageContext) -> ArtifactRef:
         from tasks.data.gsm8k import read_gsm8k
 
         train, test = read_gsm8k("train")[: cfg.limit_train], read_gsm8k("test")[: cfg.limit_test]
-        return {"train_rows": write_rows(out / "train.parquet", train),
-                "test_rows": write_rows(out / "test.parquet", test)}
+        return {"train_rows": write_records(out / "train.parquet", train, MATH_PROBLEMS),
+                "test_rows": write_records(out / "test.parquet", test, MATH_PROBLEMS)}
 
     from tasks.data.gsm8k import gsm8k_file
 

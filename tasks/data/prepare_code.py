@@ -11,7 +11,8 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.core.stage_cache import StageContext, run_stage
-from tasks.core.tables import write_rows
+from tasks.core.records import CODE_PROBLEMS
+from tasks.core.tables import write_records
 from tasks.core.store import ArtifactRef
 
 
@@ -44,7 +45,8 @@ def make_code_problems(cfg: CodeDataConfig, ctx: StageContext) -> ArtifactRef:
         overlap = {r["prompt"] for r in train} & {r["prompt"] for r in test}
         if overlap:
             raise ValueError(f"{len(overlap)} test prompts also occur in train")
-        return {"train_rows": write_rows(out / "train.parquet", train), "test_rows": write_rows(out / "test.parquet", test)}
+        return {"train_rows": write_records(out / "train.parquet", train, CODE_PROBLEMS),
+                "test_rows": write_records(out / "test.parquet", test, CODE_PROBLEMS)}
 
     reads = None
     if cfg.source != "tiny_code":

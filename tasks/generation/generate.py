@@ -11,8 +11,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-
 from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,9 +20,10 @@ from ray_cluster.engine_pool import PoolResources, run_shards
 from ray_cluster.generation import CompletionRecord, EngineSpec, PromptRecord, SamplingSpec
 from ray_cluster.model_inputs import check_causal_lm, read_model_config
 from tasks.core.progress import progress_bar
+from tasks.core.records import SAMPLES
 from tasks.core.stage_cache import StageContext, StageParts, run_stage
 from tasks.core.store import ArtifactRef, ArtifactStore
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import read_rows, write_records
 
 
 class GenerateConfig(BaseModel):
@@ -45,13 +44,9 @@ class GenerateConfig(BaseModel):
         return self
 
 
-# Fixed column types: a shard whose rows all lack logprobs must still concatenate with one that has them.
-SAMPLES_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("sample_index", pa.int64()), ("model_id", pa.string()), ("text", pa.string()),
-    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("finish_reason", pa.string()),
-    ("stop_reason", pa.string()),
-    ("gen_s", pa.float64()), ("cumulative_logprob", pa.float64()), ("error", pa.string()),
-])
+# Fixed column types (declared once, from CompletionRecord, in tasks/core/records.py): a shard whose rows all
+# lack logprobs must still concatenate with one that has them.
+SAMPLES_SCHEMA = SAMPLES.arrow()
 
 
 def _part_name(model_name: str, shard_id: int) -> str:
@@ -110,7 +105,7 @@ def sample_completions(
 
                     def persist(shard_id: int, records: list[CompletionRecord], model_name: str = model_name) -> None:
                         local = scratch / _part_name(model_name, shard_id)
-                        write_rows(local, [r.model_dump() for r in records], SAMPLES_SCHEMA)
+                        write_records(local, [r.model_dump() for r in records], SAMPLES)
                         parts.put(local.name, local)  # saved before the next shard starts: survives a crash
                         bar.advance(len(records))
 
@@ -118,7 +113,7 @@ def sample_completions(
                                        model_todo, cfg.sampling, persist)
                     timings = {k: timings[k] + spent[k] for k in timings}
             samples = _gather(parts, [_part_name(m, i) for m in models for i in sorted(shards)], scratch)
-            write_rows(out / "samples.parquet", samples, SAMPLES_SCHEMA)
+            write_records(out / "samples.parquet", samples, SAMPLES)
             return _metrics(samples, len(prompts), len(models) * len(shards), resumed) | timings | {
                 "wall_tokens_per_s": _rate(samples, shards, todo, models, timings["generate_wall_s"])}
         finally:

@@ -21,13 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray_cluster.connect import ensure_ray
 from ray_cluster.parallel_map import ChunkFailed, map_chunks
 from tasks.labelling import label_code, label_math, label_reward_model  # noqa: F401  (they register their labellers)
-from tasks.labelling.labellers import BATCH_LABELLERS, ROW_LABELLERS, LabelOptions, RewardModelOptions, failure_label
+from tasks.labelling.labellers import (BATCH_LABELLERS, ROW_LABELLERS, LabelOptions, RewardModelOptions,
+                                       failure_label, labels_schema)
 from tasks.core.progress import progress_bar
+from tasks.core.records import RecordSchema
 from tasks.labelling.reward_combine import COMBINERS, threshold_reward
 from tasks.labelling.sandbox import SandboxLimits
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import read_rows, write_records
+
 
 class LabellerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -70,6 +73,11 @@ class LabelConfig(BaseModel):
 
     def options(self) -> LabelOptions:
         return LabelOptions(sandbox=self.sandbox, reward_model=self.reward_model)
+
+    def output_schema(self) -> RecordSchema:
+        """The columns labels.parquet will have: what later stages can check their needs against at config
+        time (e.g. `select.check_criteria_fields(criteria, label_cfg.output_schema().names)`)."""
+        return labels_schema([s.name for s in self.labellers])
 
 
 def label_row(names: list[str], completion, problem: dict | None, options: LabelOptions, where: str) -> list[dict]:
@@ -124,7 +132,7 @@ def label_rewards(
             if row.get("error"):
                 combined["error"] = f"generation: {row['error']}; {combined['error'] or ''}".rstrip("; ")
             labelled.append(row | combined)
-        write_rows(out / "labels.parquet", labelled)
+        write_records(out / "labels.parquet", labelled, cfg.output_schema())
         n_correct = sum(r["correct"] for r in labelled)
         return {"rows": len(labelled), "correct": n_correct, "errors": sum(bool(r["error"]) for r in labelled),
                 "accuracy": n_correct / len(labelled) if labelled else 0.0,

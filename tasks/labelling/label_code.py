@@ -2,6 +2,8 @@
 the sandbox and record pass / fail / timeout / error with the error text."""
 from __future__ import annotations
 
+import pyarrow as pa
+
 from tasks.labelling.labellers import LabelOptions, register_labeller, require_field
 from tasks.labelling.sandbox import run_sandboxed
 
@@ -22,7 +24,11 @@ def unit_test_program(completion: str, problem: dict) -> str:
     return f"{prompt}{completion}\n\n{tests}\n\ncheck({entry_point})\n"
 
 
-@register_labeller("unit_tests")
+# besides the core label columns (`status`: pass / fail / timeout / error, `error`: what the sandbox reported)
+UNIT_TEST_FIELDS = {"program_wall_s": pa.float64()}
+
+
+@register_labeller("unit_tests", fields=UNIT_TEST_FIELDS)
 def label_unit_tests(completion: str, problem: dict, options: LabelOptions) -> dict:
     """Reward 1 when every test passes, else 0; `status` is pass / fail / timeout / error."""
     result = run_sandboxed(unit_test_program(completion, problem), options.sandbox)

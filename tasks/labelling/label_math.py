@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pyarrow as pa
+
 from tasks.labelling.answers import (answers_match, calc_path_grounded, extract_answer, extract_calc_path,
                            extract_final_answer)
 from tasks.labelling.labellers import LabelOptions, register_labeller, require_field
@@ -11,8 +13,17 @@ from tasks.labelling.sandbox import run_sandboxed
 
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 
+# The fields each labeller writes besides the core label columns (tasks/core/records.py LABELS).
+ANSWER_FIELDS = {
+    "calc_path": pa.list_(pa.string()),  # the `<<...>>` equations, which RFT de-duplicates on
+    "reference_calc_path": pa.list_(pa.string()),  # the written solution's path (None without a solution)
+    "grounded": pa.bool_(),  # every number in the path comes from the question (None without a question)
+}
+PROGRAM_FIELDS = {"program_wall_s": pa.float64()}
+HYBRID_FIELDS = ANSWER_FIELDS | PROGRAM_FIELDS | {"mode": pa.string()}  # mode: "pot" or "cot"
 
-@register_labeller("math_answer")
+
+@register_labeller("math_answer", fields=ANSWER_FIELDS)
 def label_math_answer(completion: str, problem: dict, options: LabelOptions) -> dict:
     """Reward 1 when the final answer (`####`, `\\boxed{}` or "The answer is") equals the reference `final`
     (math-verify equivalence), else 0.
@@ -44,7 +55,7 @@ def _printing_program(program: str) -> str:
     return program
 
 
-@register_labeller("program_of_thought")
+@register_labeller("program_of_thought", fields=PROGRAM_FIELDS)
 def label_program_of_thought(completion: str, problem: dict, options: LabelOptions) -> dict:
     """Run the completion's program sandboxed (MAmmoTH's PoT); its last printed line is the answer, compared with
     the reference as in `math_answer`. A completion without a code block is taken as the program itself."""
@@ -64,7 +75,7 @@ def label_program_of_thought(completion: str, problem: dict, options: LabelOptio
             "error": error, "program_wall_s": result.wall_s}
 
 
-@register_labeller("math_hybrid")
+@register_labeller("math_hybrid", fields=HYBRID_FIELDS)
 def label_math_hybrid(completion: str, problem: dict, options: LabelOptions) -> dict:
     """MAmmoTH's hybrid data: a completion with a fenced code block is program-of-thought, one without is
     chain-of-thought. `mode` records which one judged it."""

@@ -6,16 +6,26 @@ Two kinds, one output shape (a dict with at least `reward`, `correct`, `status`,
 - batch labellers, `fn(rows, problems, options) -> list[dict]`: hold a model (reward-model scoring on Ray
   actors) and see the whole stage's rows at once.
 
-Modules that define labellers register them on import; tasks/labelling/label.py imports them all.
+Modules that define labellers register them on import; tasks/labelling/label.py imports them all. A labeller
+declares the fields it writes besides the core label columns when it registers (issue 12, item 3):
+
+    @register_labeller("math_answer", fields={"calc_path": pa.list_(pa.string()), "grounded": pa.bool_()})
+
+and the label stage writes labels.parquet through `labels_schema`, so an undeclared or mistyped field fails the
+stage naming the row and the field, and generic stages (selection) can tell which fields labels have.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Mapping, Protocol, TypeVar
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.registry import Registry
+from tasks.core.records import LABELS, Column, RecordSchema
 from tasks.labelling.sandbox import SandboxLimits
+
+F = TypeVar("F", bound=Callable)
 
 
 class RewardModelOptions(BaseModel):
@@ -48,8 +58,40 @@ class BatchLabeller(Protocol):
 
 ROW_LABELLERS = Registry("row labeller")
 BATCH_LABELLERS = Registry("batch labeller")
-register_labeller = ROW_LABELLERS.register
-register_batch_labeller = BATCH_LABELLERS.register
+# name -> the labeller's own fields (its typed extension of LABELS), declared where it registers
+LABELLER_FIELDS: dict[str, tuple[Column, ...]] = {}
+
+
+def register_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None) -> Callable[[F], F]:
+    """Register a row labeller with the Arrow types of the fields it adds to the core label columns."""
+    return _register(ROW_LABELLERS, name, fields)
+
+
+def register_batch_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None) -> Callable[[F], F]:
+    """Register a batch labeller with the Arrow types of the fields it adds to the core label columns."""
+    return _register(BATCH_LABELLERS, name, fields)
+
+
+def _register(registry: Registry, name: str, fields: Mapping[str, pa.DataType] | None) -> Callable[[F], F]:
+    # optional: a failure label (a row that could not be judged) has only the core fields
+    columns = tuple(Column(field, kind, required=False) for field, kind in (fields or {}).items())
+    LABELS.extend(columns, kind=f"labels of {name}")  # a clash with a core column fails here, at import
+
+    def wrap(fn: F) -> F:
+        registry[name] = fn
+        LABELLER_FIELDS[name] = columns
+        return fn
+    return wrap
+
+
+def labels_schema(names: list[str]) -> RecordSchema:
+    """The schema of labels.parquet from these labellers, in config order: the core label columns, `reward_<name>`
+    per labeller, and the first labeller's own fields (the combined row carries only the first's, label.py)."""
+    unknown = [n for n in names if n not in LABELLER_FIELDS]
+    if unknown:
+        raise KeyError(f"labellers {unknown} are not registered; known: {sorted(LABELLER_FIELDS)}")
+    rewards = [Column(f"reward_{n}", pa.float64()) for n in dict.fromkeys(names)]
+    return LABELS.extend(rewards + list(LABELLER_FIELDS[names[0]]), kind=f"labels of {'+'.join(names)}")
 
 
 def failure_label(reason: str, status: str = "error") -> dict:

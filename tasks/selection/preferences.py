@@ -10,9 +10,10 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.core.records import PREFERENCE_GROUPS, PREFERENCE_PAIRS
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import read_rows, write_records
 
 
 class PreferenceConfig(BaseModel):
@@ -78,7 +79,8 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
                 tables[f"groups_{side}"].append({"prompt_id": pid, "prompt": prompts[pid],
                                                  "texts": [t for t, _ in group], "scores": [s for _, s in group]})
         for table, rows in tables.items():
-            write_rows(out / f"{table}.parquet", rows)
+            write_records(out / f"{table}.parquet", rows, PREFERENCE_PAIRS if table.startswith("pairs")
+                          else PREFERENCE_GROUPS)
         return {table: len(rows) for table, rows in tables.items()} | {"prompts": len(by_prompt)}
 
     return run_stage(ctx, "make_preferences", cfg, {"labels": labels, "problems": problems}, compute)

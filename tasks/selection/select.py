@@ -1,10 +1,15 @@
-"""Selection: rejection criteria, registered by name and applied in order to each prompt's labelled samples."""
+"""Selection: rejection criteria, registered by name and applied in order to each prompt's labelled samples.
+
+Labels carry the core label columns (tasks/core/records.py) plus whatever fields their labeller declared, so a
+criterion names the label fields it reads (`needs`): labels without them (e.g. unit-test labels and
+`distinct_calc_path`) fail with the criterion and the field named, not a KeyError (issue 12, item 3).
+"""
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -12,13 +17,49 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.registry import Registry
 from ray_cluster.calculator import calc_result
+from tasks.core.records import SELECTIONS
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import read_rows, write_records
 
 Criterion = Callable[[list[dict]], list[dict]]
+C = TypeVar("C", bound=Criterion)
 CRITERIA = Registry("criterion")
-register_criterion = CRITERIA.register
+CRITERION_NEEDS: dict[str, tuple[str, ...]] = {}  # criterion -> label fields beyond the core ones it reads
+# label fields a selected row keeps when its labels have them (SELECTIONS declares their types)
+CARRIED_FIELDS = ("calc_path",)
+
+
+def register_criterion(name: str, needs: Iterable[str] = ()) -> Callable[[C], C]:
+    """Register a criterion with the labeller fields it reads (`needs`), checked before it runs."""
+    def wrap(fn: C) -> C:
+        CRITERIA[name] = fn
+        CRITERION_NEEDS[name] = tuple(needs)
+        return fn
+    return wrap
+
+
+def check_criteria_fields(criteria: list[str], fields: Iterable[str], labels: str = "the labels") -> None:
+    """Fail, naming the criterion and the field, when `labels` lack a field a criterion reads. `fields`: the
+    labels' columns, or `LabelConfig.output_schema().names` to check a config before anything runs."""
+    have = set(fields)
+    for name in criteria:
+        missing = [f for f in CRITERION_NEEDS.get(name, ()) if f not in have]
+        if missing:
+            raise ValueError(f"select.criteria: {name!r} needs the label field {missing[0]!r}, which {labels} "
+                             f"do not have (their labeller does not write it: drop {name!r} or label with one "
+                             f"that does); fields there: {sorted(have)}")
+
+
+def _needed(sample: dict, field: str, criterion: str):
+    """`sample[field]` for a criterion that cannot judge without it (a failure label, or a row of a labeller
+    that writes no such field, has None)."""
+    value = sample.get(field)
+    if value is None:
+        raise ValueError(f"select.criteria: {criterion!r} needs the label field {field!r}, which sample "
+                         f"{sample.get('sample_index')} of prompt {sample.get('prompt_id')!r} "
+                         f"(model {sample.get('model_id')!r}) does not have")
+    return value
 
 
 @register_criterion("correct")
@@ -27,11 +68,12 @@ def keep_correct(samples: list[dict]) -> list[dict]:
     return [s for s in samples if s["correct"]]
 
 
-@register_criterion("valid_calculations")
+@register_criterion("valid_calculations", needs=["calc_path"])
 def keep_valid_calculations(samples: list[dict]) -> list[dict]:
     """Drop samples with a wrong `<<a*b=c>>` annotation: a right answer reached through wrong arithmetic is a
     bad path to train on (the calculator makes every annotation right; without it a model slips)."""
-    return [s for s in samples if all(_equation_holds(eq) for eq in s["calc_path"])]
+    return [s for s in samples
+            if all(_equation_holds(eq) for eq in _needed(s, "calc_path", "valid_calculations"))]
 
 
 def _equation_holds(equation: str) -> bool:
@@ -40,14 +82,14 @@ def _equation_holds(equation: str) -> bool:
     return value is not None and value == calc_result(result)
 
 
-@register_criterion("grounded_calculations")
+@register_criterion("grounded_calculations", needs=["grounded"])
 def keep_grounded_calculations(samples: list[dict]) -> list[dict]:
     """Drop samples whose equations use a number the question never gave (labelled `grounded` False): with
     small answers, wrong paths often land on the right answer, and path de-duplication would keep exactly those."""
     return [s for s in samples if s.get("grounded") is not False]
 
 
-@register_criterion("distinct_calc_path")
+@register_criterion("distinct_calc_path", needs=["calc_path"])
 def drop_duplicate_calc_paths(samples: list[dict]) -> list[dict]:
     """Keep the first sample of each distinct calculation path (list of `<<...>>` equations), as RFT does.
 
@@ -59,7 +101,7 @@ def drop_duplicate_calc_paths(samples: list[dict]) -> list[dict]:
                                   if s.get("reference_calc_path") is not None}
     kept = []
     for sample in samples:
-        path = tuple(sample["calc_path"])
+        path = tuple(_needed(sample, "calc_path", "distinct_calc_path"))
         if path not in seen:
             seen.add(path)
             kept.append(sample)
@@ -81,8 +123,11 @@ class SelectConfig(BaseModel):
         return names
 
 
-def select_per_prompt(rows: list[dict], criteria: list[str]) -> dict[str, list[dict]]:
-    """Group rows by prompt (in sample order) and apply the criteria to each group."""
+def select_per_prompt(rows: list[dict], criteria: list[str], labels: str = "the labels") -> dict[str, list[dict]]:
+    """Group rows by prompt (in sample order) and apply the criteria to each group, after checking the rows have
+    the fields the criteria read."""
+    if rows:
+        check_criteria_fields(criteria, {field for row in rows for field in row}, labels)
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r["prompt_id"], r.get("model_id", ""), r["sample_index"])):
         groups[row["prompt_id"]].append(row)
@@ -92,6 +137,19 @@ def select_per_prompt(rows: list[dict], criteria: list[str]) -> dict[str, list[d
             group = CRITERIA[name](group)
         selected[prompt_id] = group
     return selected
+
+
+def carried_fields(rows: list[dict]) -> list[str]:
+    """The CARRIED_FIELDS these labels have: only those are copied (unit-test labels have no calc_path)."""
+    present = {field for row in rows for field in row}
+    return [f for f in CARRIED_FIELDS if f in present]
+
+
+def selected_rows(selected: dict[str, list[dict]], prompts: dict[str, str], carried: list[str]) -> list[dict]:
+    """selected.parquet's rows: the core selection columns, then the carried label fields."""
+    return [{"prompt_id": pid, "prompt": prompts[pid], "completion": s["text"], "model_id": s["model_id"],
+             "sample_index": s["sample_index"]} | {f: s.get(f) for f in carried}
+            for pid, kept in selected.items() for s in kept]
 
 
 @task(name="select_samples", retries=1, cache_policy=NONE)
@@ -107,13 +165,10 @@ def select_samples(
         store = ctx.open_store()
         rows = [row for ref in labels for row in read_rows(store, ref, "labels")]
         prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, "train")}
-        selected = select_per_prompt(rows, cfg.criteria)
-        out_rows = [
-            {"prompt_id": pid, "prompt": prompts[pid], "completion": s["text"], "model_id": s["model_id"],
-             "sample_index": s["sample_index"], "calc_path": s["calc_path"]}
-            for pid, kept in selected.items() for s in kept
-        ]
-        write_rows(out / "selected.parquet", out_rows)
+        names = "labels " + ", ".join(ref.short for ref in labels)
+        selected = select_per_prompt(rows, cfg.criteria, names)
+        out_rows = selected_rows(selected, prompts, carried_fields(rows))
+        write_records(out / "selected.parquet", out_rows, SELECTIONS)
         per_problem = [len(kept) for kept in selected.values()]
         return {
             "samples": len(rows),

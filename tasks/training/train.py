@@ -5,6 +5,10 @@
     train_dpo            preference pairs + cached reference log-probs → LM  (DPO)
     train_rrtf           scored response groups      → LM                    (PanGu-Coder2)
 
+Each stage trains one method of the registry (models/methods/): the entry names the tables the stage reads,
+builds the data from their rows, and brings its own config class, which the stage takes as `cfg`:
+`SFTConfig`, `RewardModelTrainConfig`, `DPOTrainConfig`, `RRTFTrainConfig` (all `TrainConfig`s, exported here).
+
 Checkpoints go to the stage's place in the store while it runs; rerunning a stage that died continues from the
 newest complete one at its exact data position (ray_cluster/checkpoints.py). The committed artifact is the
 final HF folder plus `metrics.parquet` (loss, lr, grad norm, tokens/s per step) and `loss.png`.
@@ -14,54 +18,24 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Callable
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
-from models.losses import LOSSES
-from models.optim import OptimConfig
-from models.tiny_llama import ModelSize
+from models.methods import (DPOTrainConfig, EmptyTable, LoraOptions, MethodData, MethodEntry,  # noqa: F401 (exported)
+                            RewardModelTrainConfig, RRTFTrainConfig, SFTConfig, TrainConfig, TrainResources, get_method)
+from models.methods.base import Rows
 from ray_cluster.checkpoints import CheckpointPlace, complete_steps, fetch_model
 from ray_cluster.connect import ensure_ray
-from ray_cluster.trainer import LoraOptions, TrainJob, TrainResources, fit
+from ray_cluster.trainer import TrainJob, fit
 from tasks.core.progress import progress_bar
 from tasks.core.stage_cache import StageContext, StageParts, run_stage
-from tasks.core.store import ArtifactRef
+from tasks.core.store import ArtifactRef, ArtifactStore
 from tasks.core.tables import read_rows, write_rows
 from tasks.training.train_checks import check_lora_targets, plot_loss
-
-_METHOD_LOSSES = {"sft": {"sft"}, "reward_model": {"pairwise_rm", "ranking_rm"}, "dpo": {"dpo"}, "rrtf": {"rrtf"}}
-
-
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    optim: OptimConfig = OptimConfig()
-    model: ModelSize = ModelSize()
-    init_seed: int = Field(default=0, description="seed of the random init when training from scratch")
-    resources: TrainResources = TrainResources()
-    batching: Literal["padded", "bucketed", "packed"] = Field(default="bucketed", description="SFT batches")
-    pack_len: int | None = Field(default=None, ge=16, description="tokens per packed row (default optim.max_len)")
-    beta: float = Field(default=0.1, gt=0, description="DPO temperature")
-    lora: LoraOptions | None = Field(default=None, description="train LoRA adapters instead of all weights")
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        per_step = self.resources.num_workers * self.optim.grad_accum
-        if self.optim.batch_size % per_step:
-            raise ValueError(f"optim.batch_size={self.optim.batch_size} is not divisible by resources.num_workers "
-                             f"x optim.grad_accum = {per_step}")
-        if self.optim.loss not in LOSSES:
-            raise ValueError(f"optim.loss: unknown loss {self.optim.loss!r}; known: {sorted(LOSSES)}")
-        if self.resources.strategy == "fsdp" and not self.resources.use_gpu:
-            raise ValueError("resources.strategy=fsdp needs resources.use_gpu=true (FSDP on CPU workers is not "
-                             "supported here; use ddp)")
-        return self
-
-
-SFTConfig = TrainConfig  # the name the RFT recipe uses
 
 
 class SFTSource(BaseModel):
@@ -71,41 +45,57 @@ class SFTSource(BaseModel):
     split: str
 
 
-def fit_stage(name: str, stage: str, method: str, make_data, inputs: dict[str, ArtifactRef], tokenizer: ArtifactRef,
-              init: ArtifactRef | None, cfg: TrainConfig, ctx: StageContext) -> ArtifactRef:
-    """The common body of every training stage: `make_data(store, tokenizer) -> (data, rows, tokens)`."""
-    allowed = _METHOD_LOSSES[method]
-    if cfg.optim.loss not in allowed:
-        raise ValueError(f"{stage}: optim.loss={cfg.optim.loss!r} does not train a {method}; use one of "
-                         f"{sorted(allowed)}")
+def fit_stage(name: str, stage: str, method: MethodEntry | str, inputs: dict[str, ArtifactRef],
+              tokenizer: ArtifactRef, init: ArtifactRef | None, cfg: TrainConfig, ctx: StageContext,
+              read: Callable[[ArtifactStore], Rows] | None = None) -> ArtifactRef:
+    """The common body of every training stage. The method's registry entry names the tables it reads from
+    `inputs` and builds its data from their rows; `read(store)` replaces that for a stage that gathers its rows
+    itself (SFT: its list of sources)."""
+    entry = get_method(method) if isinstance(method, str) else method
+    if not isinstance(cfg, entry.config):  # a config of another method would train with the wrong fields
+        raise TypeError(f"{stage}: cfg is a {type(cfg).__name__}; method {entry.name!r} takes a "
+                        f"{entry.config.__name__}")
     store = ctx.open_store()
 
     def compute(out: Path, parts: StageParts) -> dict:
         from transformers import AutoTokenizer
 
         if cfg.lora is not None:  # before any worker starts; skipped when the stage is reused
-            check_lora_targets(cfg.lora, store.local_path(init) if init else None, cfg.model, method)
+            check_lora_targets(cfg.lora, store.local_path(init) if init else None, cfg.model, entry)
         tok = AutoTokenizer.from_pretrained(store.local_path(tokenizer))
-        data, n_rows, n_tokens = make_data(store, tok)
+        built = _method_data(entry, store, inputs, read, tok, cfg)
         uri, options = parts.folder()
         place = CheckpointPlace(uri=f"{uri}/checkpoints", storage_options=options)
         resumed_from = (complete_steps(place) or [0])[-1]
         fault = os.environ.get("WINNOW_FAULT_AT_STEP")  # tests: kill a worker mid-run
-        job = TrainJob(method=method, data=data, tokenizer=store.folder(tokenizer), init=store.folder(init) if init
-                       else None, size=cfg.model, init_seed=cfg.init_seed, optim=cfg.optim, lora=cfg.lora,
-                       checkpoints=place, fault_at_step=int(fault) if fault else None,
-                       options={"batching": cfg.batching, "pack_len": cfg.pack_len or cfg.optim.max_len,
-                                "loss_name": cfg.optim.loss, "beta": cfg.beta})
+        job = TrainJob(method=entry.name, config=cfg, data=built.data, tokenizer=store.folder(tokenizer),
+                       init=store.folder(init) if init else None, checkpoints=place,
+                       fault_at_step=int(fault) if fault else None)
         ensure_ray(ctx.ray)
         if resumed_from < cfg.optim.steps:
             with progress_bar(f"train {name}", cfg.optim.steps, ctx.show_progress, "steps") as bar:
                 bar.set(resumed_from)
-                fit(job, cfg.resources, lambda m: bar.set(m["step"], info=f"loss {m['loss']:.3f}"))
+                fit(job, lambda m: bar.set(m["step"], info=f"loss {m['loss']:.3f}"))
         fetch_model(place, cfg.optim.steps, out)
         history = _history(place, cfg.optim.steps)
-        return _finish(out, name, history, n_rows, n_tokens, resumed_from)
+        return _finish(out, name, history, built.rows, built.tokens, resumed_from)
 
     return run_stage(ctx, stage, cfg, inputs, compute, resumable=True)
+
+
+def _method_data(entry: MethodEntry, store: ArtifactStore, inputs: dict[str, ArtifactRef],
+                 read: Callable[[ArtifactStore], Rows] | None, tok, cfg: TrainConfig) -> MethodData:
+    """Read the tables the method needs (the stage reads the store; the method's builder is pure) and build."""
+    if read is not None:
+        rows = read(store)
+    elif entry.tables is None:
+        raise ValueError(f"method {entry.name!r} names no tables: its stage must read its rows itself")
+    else:
+        rows = {input: read_rows(store, inputs[input], table) for input, table in entry.tables(cfg).items()}
+    try:
+        return entry.build_data(rows, tok, cfg)
+    except EmptyTable as empty:  # name the artifact the table came from
+        raise ValueError(f"{inputs[empty.input].short}/{empty.table}.parquet is empty: {empty.why}") from None
 
 
 def _history(place: CheckpointPlace, step: int) -> list[dict]:
@@ -142,23 +132,20 @@ def _slug(name: str) -> str:
 
 @task(name="train_sft", retries=1, cache_policy=NONE, task_run_name="train_sft[{name}]")
 def train_sft(name: str, sources: list[SFTSource], tokenizer: ArtifactRef, init: ArtifactRef | None,
-              cfg: TrainConfig, ctx: StageContext) -> ArtifactRef:
+              cfg: SFTConfig, ctx: StageContext) -> ArtifactRef:
     """SFT from `init` (a model artifact) or from a fresh random init when `init` is None."""
     inputs = {f"data{i}:{s.split}": s.ref for i, s in enumerate(sources)} | {"tokenizer": tokenizer}
     if init is not None:
         inputs["init"] = init
 
-    def make_data(store, tok) -> tuple[Any, int, int]:
-        from models.sft_data import tokenize_pair
-
+    def read(store: ArtifactStore) -> Rows:
         rows = [row for s in sources for row in _checked_rows(read_rows(store, s.ref, s.split), s)]
         if not rows:
             raise ValueError("no usable (prompt, completion) rows in " + ", ".join(
                 f"{s.ref.short}/{s.split}.parquet" for s in sources))
-        examples = [tokenize_pair(tok, r["prompt"], r["completion"], cfg.optim.max_len) for r in rows]
-        return examples, len(rows), sum(len(e.input_ids) for e in examples)
+        return {"examples": rows}
 
-    return fit_stage(name, "train_sft", "sft", make_data, inputs, tokenizer, init, cfg, ctx)
+    return fit_stage(name, "train_sft", "sft", inputs, tokenizer, init, cfg, ctx, read=read)
 
 
 def _checked_rows(rows: list[dict], source: SFTSource) -> list[dict]:

@@ -5,20 +5,21 @@ from pathlib import Path
 
 import torch
 
+from models.methods import MethodEntry
 
-def check_lora_targets(lora, init_dir: Path | None, size, method: str) -> None:
-    """Every `lora.target_modules` name must match a module of the model (peft matches by name suffix); the
-    model is built on the meta device, so this costs no memory."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, LlamaConfig
+
+def check_lora_targets(lora, init_dir: Path | None, size, method: MethodEntry) -> None:
+    """Every `lora.target_modules` name must match a module of the model the method trains (peft matches by
+    name suffix); the model is built on the meta device, so this costs no memory."""
+    from transformers import AutoConfig, LlamaConfig
 
     if init_dir is not None:
         config = AutoConfig.from_pretrained(init_dir)
     else:
         config = LlamaConfig(vocab_size=64, hidden_size=size.hidden_size, intermediate_size=size.intermediate_size,
                              num_hidden_layers=size.num_layers, num_attention_heads=size.num_heads)
-    auto = AutoModelForSequenceClassification if method == "reward_model" else AutoModelForCausalLM
     with torch.device("meta"):
-        model = auto.from_config(config)
+        model = method.model.auto_class.from_config(config)
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [t for t in lora.target_modules if t not in names]
     if missing:

@@ -16,36 +16,18 @@ from tasks.evaluation.intervals import wilson_ci95
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_rows
-from tasks.training.train import SFTSource, TrainConfig, fit_stage
-
-
-def _rm_ids(tok, text: str, max_len: int) -> list[int]:
-    # the same encoding the scorer uses (models/reward_model.encode_for_reward): text + EOS, EOS kept
-    return tok(text, add_special_tokens=False)["input_ids"][: max_len - 1] + [tok.eos_token_id]
+from tasks.training.train import DPOTrainConfig, RewardModelTrainConfig, RRTFTrainConfig, SFTSource, fit_stage
 
 
 @task(name="train_reward_model", retries=1, cache_policy=NONE, task_run_name="train_reward_model[{name}]")
 def train_reward_model(name: str, preferences: ArtifactRef, tokenizer: ArtifactRef, init: ArtifactRef | None,
-                       demonstrations: SFTSource | None, cfg: TrainConfig, ctx: StageContext) -> ArtifactRef:
+                       demonstrations: SFTSource | None, cfg: RewardModelTrainConfig,
+                       ctx: StageContext) -> ArtifactRef:
     """A reward model from `pairs_train` (loss pairwise_rm) or `groups_train` (ranking_rm), started from the SFT
     model `init`; then offset so the demonstrations' mean reward is 0 (InstructGPT, Sec. 3.5)."""
-    table = "groups_train" if cfg.optim.loss == "ranking_rm" else "pairs_train"
     inputs = {"preferences": preferences, "tokenizer": tokenizer} | ({"init": init} if init else {}) | (
         {"demonstrations": demonstrations.ref} if demonstrations else {})
-
-    def make_data(store, tok):
-        rows = read_rows(store, preferences, table)
-        if table == "pairs_train":
-            texts = [[r["prompt"] + r["chosen"], r["prompt"] + r["rejected"]] for r in rows]
-        else:
-            texts = [[r["prompt"] + t for t in r["texts"]] for r in rows]
-        if not texts:
-            raise ValueError(f"{preferences.short}/{table}.parquet is empty: no prompt had both better and worse "
-                             "samples (sample more, or at a higher temperature)")
-        groups = [[_rm_ids(tok, t, cfg.optim.max_len) for t in group] for group in texts]
-        return groups, len(groups), sum(len(s) for g in groups for s in g)
-
-    ref = fit_stage(name, "train_reward_model", "reward_model", make_data, inputs, tokenizer, init, cfg, ctx)
+    ref = fit_stage(name, "train_reward_model", "reward_model", inputs, tokenizer, init, cfg, ctx)
     if demonstrations is None:
         return ref
     return normalize_reward_model(f"{name}-normalized", ref, demonstrations, ctx)
@@ -149,34 +131,15 @@ def _pair_logprobs(folder: RemoteFolder, pairs: list[tuple[str, str, str]], max_
 
 @task(name="train_dpo", retries=1, cache_policy=NONE, task_run_name="train_dpo[{name}]")
 def train_dpo(name: str, preferences: ArtifactRef, reference: ArtifactRef, tokenizer: ArtifactRef,
-              init: ArtifactRef, cfg: TrainConfig, ctx: StageContext) -> ArtifactRef:
+              init: ArtifactRef, cfg: DPOTrainConfig, ctx: StageContext) -> ArtifactRef:
     """DPO from `init` (usually the reference model itself) on `pairs_train`, with cached reference log-probs."""
-
-    def make_data(store, tok):
-        rows = read_rows(store, preferences, "pairs_train")
-        ref = read_rows(store, reference, "reference")
-        pairs = [(tokenize_pair(tok, r["prompt"], r["chosen"], cfg.optim.max_len),
-                  tokenize_pair(tok, r["prompt"], r["rejected"], cfg.optim.max_len)) for r in rows]
-        return (pairs, [(x["chosen_logp"], x["rejected_logp"]) for x in ref]), len(pairs), sum(
-            len(a.input_ids) + len(b.input_ids) for a, b in pairs)
-
     inputs = {"preferences": preferences, "reference": reference, "tokenizer": tokenizer, "init": init}
-    return fit_stage(name, "train_dpo", "dpo", make_data, inputs, tokenizer, init, cfg, ctx)
+    return fit_stage(name, "train_dpo", "dpo", inputs, tokenizer, init, cfg, ctx)
 
 
 @task(name="train_rrtf", retries=1, cache_policy=NONE, task_run_name="train_rrtf[{name}]")
 def train_rrtf(name: str, preferences: ArtifactRef, tokenizer: ArtifactRef, init: ArtifactRef,
-               cfg: TrainConfig, ctx: StageContext) -> ArtifactRef:
+               cfg: RRTFTrainConfig, ctx: StageContext) -> ArtifactRef:
     """RRTF from `init` on `groups_train`: responses ranked by their scores (unit-test results)."""
-
-    def make_data(store, tok):
-        rows = read_rows(store, preferences, "groups_train")
-        if not rows:
-            raise ValueError(f"{preferences.short}/groups_train.parquet is empty: no prompt had responses with "
-                             "different scores")
-        groups = [[(tokenize_pair(tok, r["prompt"], t, cfg.optim.max_len), s) for t, s in zip(r["texts"], r["scores"])]
-                  for r in rows]
-        return groups, len(groups), sum(len(e.input_ids) for g in groups for e, _ in g)
-
     inputs = {"preferences": preferences, "tokenizer": tokenizer, "init": init}
-    return fit_stage(name, "train_rrtf", "rrtf", make_data, inputs, tokenizer, init, cfg, ctx)
+    return fit_stage(name, "train_rrtf", "rrtf", inputs, tokenizer, init, cfg, ctx)

@@ -1,6 +1,8 @@
 """The reward-model flow on a handful of problems, then its RM used by the label stage."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flows.config import load_config
@@ -20,13 +22,19 @@ def test_reward_model_flow_trains_normalises_evaluates_and_plugs_into_labelling(
     store = ArtifactStore(cfg.store)
     pairs = store.list("make_preferences")[-1]["metrics"]
     assert pairs["pairs_train"] > 0 and pairs["pairs_test"] > 0
-    evaluation = store.manifest(result.evaluation)["metrics"]
+    evaluation = store.manifest(result.outputs["evaluation"])["metrics"]
     assert evaluation["n"] == pairs["pairs_test"] and 0.0 <= evaluation["accuracy"] <= 1.0
-    folder = store.local_path(result.model)
+    folder = store.local_path(result.outputs["model"])
     model, _ = load_reward_model(folder)
     assert model.config.reward_bias != 0.0  # demonstrations now average 0
     assert (folder / "loss.png").exists() and (store.local_path(result.report) / "report.md").exists()
-    assert "pairwise accuracy" in (store.local_path(result.report) / "report.md").read_text()
+    report = (store.local_path(result.report) / "report.md").read_text()
+    assert "| reward model | pairwise accuracy |" in report and "## Preference data" in report
+    # every stage's row points at that stage's own artifact (the RM row once showed the normalised model's)
+    timing = json.loads((store.local_path(result.report) / "summary.json").read_text())["timing"]
+    rows = {r["stage"]: r["artifact"] for r in timing}
+    assert rows["train_reward_model[rm]"].startswith("train_reward_model/")
+    assert rows["normalize_reward_model"].startswith("normalize_reward_model/")
 
     samples = store.lookup("sample_completions", store.list("sample_completions")[-1]["key"])
     problems = store.lookup("make_tiny_arith", store.list("make_tiny_arith")[-1]["key"])

@@ -33,7 +33,8 @@ def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api)
     report_dir = store.local_path(first.report)
     markdown = (report_dir / "report.md").read_text()
     for needle in ("| base | pass@1 |", "| rft | pass@1 |", "| control | pass@1 |", "maj@2", "pass@2", "Time per stage",
-                   "acceptance", "| sample[control:greedy] |", "| sample[rft:maj] |"):
+                   "acceptance", "| sample_completions[control-greedy] |", "| sample_completions[rft-maj] |",
+                   "## Training", "| train_sft[rft1] |"):
         assert needle in markdown
     for png in ("accuracy.png", "paths.png"):
         assert (report_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

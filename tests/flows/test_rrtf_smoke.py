@@ -23,12 +23,12 @@ def test_rrtf_flow_end_to_end(tmp_path, ray_local):
     groups = read_rows(store, store.lookup("make_preferences", store.list("make_preferences")[-1]["key"]),
                        "groups_train")
     assert groups and all(g["scores"] == sorted(g["scores"], reverse=True) for g in groups)
-    history = read_rows(store, result.model, "metrics")
+    history = read_rows(store, result.outputs["model"], "metrics")
     assert len(history) == 6 and history[-1]["loss"] < history[0]["loss"]
     assert set(result.scores) == {"base", "rrtf"} and "pass@1" in result.scores["rrtf"]
     report = (store.local_path(result.report) / "report.md").read_text()
-    assert "| base pass@1 | pass@1 | 8 |" in report and "| rrtf pass@1 | pass@1 | 8 |" in report
-    assert (store.local_path(result.report) / "rrtf-loss.png").exists()
+    assert "| base | pass@1 | 8 |" in report and "| rrtf | pass@1 | 8 |" in report
+    assert (store.local_path(result.report) / "train-rrtf-rrtf-loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_humaneval_config_is_valid():

@@ -28,8 +28,10 @@ def test_sequence_logprobs_sum_and_mean_over_response_tokens():
 
 
 def test_pairwise_rm_loss():
-    out = pairwise_rm_loss(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 0.5]))
+    out = pairwise_rm_loss(torch.tensor([[2.0, 1.0], [0.0, 0.5]]))  # (chosen, rejected) per row
     assert out.tolist() == pytest.approx([-_ls(1.0), -_ls(-0.5)])
+    with pytest.raises(ValueError, match="pairwise_rm needs groups of 2"):
+        pairwise_rm_loss(torch.zeros(1, 3))
 
 
 def test_ranking_rm_loss_averages_all_pairs_of_a_prompt():
@@ -40,7 +42,7 @@ def test_ranking_rm_loss_averages_all_pairs_of_a_prompt():
     assert ranking_rm_loss(r, torch.tensor([[1, 1, 0]])).item() == pytest.approx(-_ls(2.0))
     # K = 2 is the pairwise loss
     assert ranking_rm_loss(torch.tensor([[2.0, 1.0]])).item() == pytest.approx(
-        pairwise_rm_loss(torch.tensor([2.0]), torch.tensor([1.0])).item())
+        pairwise_rm_loss(torch.tensor([[2.0, 1.0]])).item())
 
 
 def test_dpo_loss():

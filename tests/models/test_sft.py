@@ -3,20 +3,23 @@ import math
 import pytest
 import torch
 
-from models.losses import get_loss, sft_loss
+from models.losses import get_loss, sft_token_sum_loss
 from models.sft_data import TokenizedExample, collate
 from models.optim import OptimConfig, lr_factor
 
 
 def test_sft_loss_hand_computed_and_masks_prompt_and_padding():
     # vocab 2, T=3: logits at t predict token t+1; only position 1->2 target is in the completion mask
-    logits = torch.zeros(1, 3, 2)
+    logits = torch.zeros(2, 3, 2)
     logits[0, 1] = torch.tensor([0.0, math.log(3.0)])  # p(token 1) = 3/4
     logits[0, 0] = torch.tensor([5.0, -5.0])  # predicts the prompt token: must be ignored
-    ids = torch.tensor([[0, 0, 1]])
-    mask = torch.tensor([[0, 0, 1]])
-    assert sft_loss(logits, ids, mask).item() == pytest.approx(-math.log(0.75), abs=1e-6)
-    assert get_loss("sft") is sft_loss
+    logits[1, 0] = torch.tensor([math.log(3.0), 0.0])  # row 2: p(token 0) = 3/4, then p(token 1) = 1/2
+    ids = torch.tensor([[0, 0, 1], [0, 0, 1]])
+    mask = torch.tensor([[0, 0, 1], [0, 1, 1]])
+    # a sum over the completion tokens of the batch (the loop divides by the global token count)
+    expected = -math.log(0.75) - math.log(0.75) - math.log(0.5)
+    assert sft_token_sum_loss(logits, ids, mask).item() == pytest.approx(expected, abs=1e-6)
+    assert get_loss("sft") is sft_token_sum_loss
     with pytest.raises(KeyError, match="unknown loss 'nope'"):
         get_loss("nope")
 
@@ -38,7 +41,7 @@ def test_lr_schedule_warms_up_then_decays_to_floor():
 
 
 def test_bucketed_epochs_cover_every_example_once_in_length_grouped_batches():
-    from models.train_methods import SFTMethod
+    from models.methods import SFTMethod
 
     examples = [TokenizedExample([i] * (1 + i % 5), [1] * (1 + i % 5)) for i in range(32)]
     method = SFTMethod(examples, pad_id=0, batching="bucketed", batch_size=8)

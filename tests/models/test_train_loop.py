@@ -11,7 +11,7 @@ from models.reward_model import EOSReward
 from models.sft_data import TokenizedExample
 from models.optim import OptimConfig
 from models.train_loop import TrainState, global_batches, run_training
-from models.train_methods import DPOMethod, RewardModelMethod, RRTFMethod, SFTMethod
+from models.methods import DPOMethod, RewardModelMethod, RRTFMethod, SFTMethod
 
 CFG = LlamaConfig(vocab_size=24, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                   num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, eos_token_id=2, bos_token_id=1)

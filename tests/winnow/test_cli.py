@@ -24,3 +24,23 @@ def test_ls_lists_committed_artifacts(tmp_path):
         "make_tiny_arith", "abc123", tmp_path / "d", {"metrics": {"train_rows": 7}, "timings": {"wall_s": 1.0}})
     result = CliRunner().invoke(app, ["ls", "--store", str(tmp_path / "s")])
     assert result.exit_code == 0 and "make_tiny_arith" in result.output and "train_rows=7" in result.output
+
+
+def test_report_finds_every_flows_reports(tmp_path):
+    from tasks.core.store import ArtifactStore, StoreSpec
+
+    store = ArtifactStore(StoreSpec(url=str(tmp_path / "s")))
+    for i, flow in enumerate(["rft", "rrtf", "rft"]):
+        (tmp_path / f"r{i}").mkdir()
+        (tmp_path / f"r{i}" / "report.md").write_text(f"# report {i} of {flow}")
+        store.commit("write_report", f"k{i}", tmp_path / f"r{i}", {"metrics": {"flow": flow, "title": f"t{i}"},
+                                                                    "timings": {"wall_s": 0.1}, "created_at": i})
+    runner = CliRunner()
+    newest = runner.invoke(app, ["report", "--store", str(tmp_path / "s")])
+    assert newest.exit_code == 0 and "# report 2 of rft" in newest.output
+    rrtf = runner.invoke(app, ["report", "rrtf", "--store", str(tmp_path / "s")])
+    assert rrtf.exit_code == 0 and "# report 1 of rrtf" in rrtf.output
+    listed = runner.invoke(app, ["report", "--all", "--store", str(tmp_path / "s")])
+    assert listed.exit_code == 0 and all(f"t{i}" in listed.output for i in range(3))
+    missing = runner.invoke(app, ["report", "dpo", "--store", str(tmp_path / "s")])
+    assert missing.exit_code == 1 and "['rft', 'rrtf']" in missing.output

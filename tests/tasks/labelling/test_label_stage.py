@@ -101,3 +101,42 @@ def test_label_config_errors_name_the_field():
     with pytest.raises(ValueError, match="unknown 'max'"):
         LabelConfig(combine="max")
     assert LabelConfig(labeller="unit_tests").labellers[0].name == "unit_tests"
+
+
+@pytest.mark.slow
+def test_labels_are_written_through_the_labellers_declared_fields(ray_local, tmp_path):
+    """A labeller's own fields land in labels.parquet with their declared types; a field it did not declare
+    fails the stage naming the table, the row and the field, and nothing is committed (issue 12, item 3)."""
+    import pyarrow as pa
+
+    from tasks.labelling.labellers import BATCH_LABELLERS, LABELLER_FIELDS, register_batch_labeller
+
+    def length_labels(rows, problems, options):
+        return [{"reward": 1.0, "correct": True, "pred": None, "status": "scored", "error": None,
+                 "n_chars": len(row["text"])} for row in rows]
+
+    register_batch_labeller("test_declared", fields={"n_chars": pa.int64()})(length_labels)
+    register_batch_labeller("test_undeclared")(length_labels)
+    try:
+        _check_declared_fields(tmp_path)
+    finally:
+        for name in ("test_declared", "test_undeclared"):
+            del BATCH_LABELLERS[name], LABELLER_FIELDS[name]
+
+
+def _check_declared_fields(tmp_path):
+    from tasks.core.records import RecordError
+
+    store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
+    problems = _commit(store, "problems", "test", [{"id": "a", "prompt": "Q"}], tmp_path)
+    samples = _commit(store, "samples", "samples", [_sample("a", 0, "abc"), _sample("a", 1, "abcdef")], tmp_path)
+    ctx = StageContext(store=store.spec, show_progress=False)
+    rm = {"model": str(tmp_path)}  # batch labellers need a reward_model section; these read nothing from it
+    cfg = LabelConfig(labeller="test_declared", split="test", reward_model=rm)
+    labels = read_rows(store, label_rewards.fn("declared", samples, problems, cfg, ctx), "labels")
+    assert [r["n_chars"] for r in labels] == [3, 6] and [r["reward_test_declared"] for r in labels] == [1.0, 1.0]
+    cfg = LabelConfig(labeller="test_undeclared", split="test", reward_model=rm)
+    with pytest.raises(RecordError, match=r"labels\.parquet \(labels of test_undeclared\), row 0: field 'n_chars' "
+                                          r"is not declared"):
+        label_rewards.fn("undeclared", samples, problems, cfg, ctx)
+    assert store.list("label_rewards") and len(store.list("label_rewards")) == 1  # only the first run committed

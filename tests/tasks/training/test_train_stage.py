@@ -14,7 +14,7 @@ from models.tokenizer import build_digit_tokenizer
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactStore, StoreSpec
 from tasks.core.tables import write_rows
-from tasks.training.train import SFTSource, TrainConfig, train_sft
+from tasks.training.train import DPOTrainConfig, SFTConfig, SFTSource, train_sft
 
 SMALL = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "max_positions": 128}
 
@@ -30,16 +30,16 @@ def _assets(store: ArtifactStore):
     return tokenizer, SFTSource(ref=data, split="train")
 
 
-def _cfg(**kw) -> TrainConfig:
+def _cfg(**kw) -> SFTConfig:
     base = {"model": SMALL, "optim": {"steps": 12, "batch_size": 8, "lr": 3e-3, "warmup_steps": 2,
                                       "checkpoint_every": 5, "max_len": 96},
             "resources": {"num_workers": 1, "cpus_per_worker": 1}}
     for key, value in kw.items():
         base[key] = base.get(key, {}) | value if isinstance(value, dict) else value
-    return TrainConfig(**base)
+    return SFTConfig(**base)
 
 
-def _run(tmp_path, name: str, cfg: TrainConfig, monkeypatch=None, fault: int | None = None):
+def _run(tmp_path, name: str, cfg: SFTConfig, monkeypatch=None, fault: int | None = None):
     store = ArtifactStore(StoreSpec(url=str(tmp_path / name)))
     tokenizer, source = _assets(store)
     ctx = StageContext(store=store.spec, show_progress=False)
@@ -92,8 +92,10 @@ def test_lora_trains_adapters_and_saves_a_plain_merged_model(tmp_path, ray_local
 
 
 def test_bad_configs_fail_before_any_worker_starts(tmp_path):
-    with pytest.raises(ValueError, match="unknown loss 'nope'"):
+    with pytest.raises(ValueError, match=r"optim.loss: unknown loss 'nope' for method 'sft'; allowed: \['sft'\]"):
         _cfg(optim={"loss": "nope"})
+    with pytest.raises(ValueError, match=r"optim.loss: 'dpo' does not train method 'sft'; allowed: \['sft'\]"):
+        _cfg(optim={"loss": "dpo"})
     with pytest.raises(ValueError, match="not divisible by resources.num_workers x optim.grad_accum = 6"):
         _cfg(resources={"num_workers": 2}, optim={"grad_accum": 3})
     store = ArtifactStore(StoreSpec(url=str(tmp_path / "bad")))
@@ -101,9 +103,25 @@ def test_bad_configs_fail_before_any_worker_starts(tmp_path):
     ctx = StageContext(store=store.spec, show_progress=False)
     with pytest.raises(ValueError, match=r"lora.target_modules: \['qkv'\] not in the model"):
         train_sft.fn("m", [source], tokenizer, None, _cfg(lora={"target_modules": ["qkv"]}), ctx)
-    with pytest.raises(ValueError, match="does not train a sft"):
-        train_sft.fn("m", [source], tokenizer, None, _cfg(optim={"loss": "dpo"}), ctx)
+    with pytest.raises(TypeError, match="train_sft: cfg is a DPOTrainConfig; method 'sft' takes a SFTConfig"):
+        train_sft.fn("m", [source], tokenizer, None, DPOTrainConfig(), ctx)
     assert not list((tmp_path / "bad").rglob("checkpoints")) and store.list("train_sft") == []  # nothing started
+
+
+def test_train_job_takes_a_registered_method_and_its_own_config(tmp_path):
+    from pydantic import ValidationError
+
+    from ray_cluster.checkpoints import CheckpointPlace
+    from ray_cluster.folders import RemoteFolder
+    from ray_cluster.trainer import TrainJob
+
+    common = {"data": [], "tokenizer": RemoteFolder(uri=str(tmp_path)),
+              "checkpoints": CheckpointPlace(uri=str(tmp_path))}
+    assert TrainJob(method="dpo", config=DPOTrainConfig(beta=0.3), **common).config.beta == 0.3  # typed to the worker
+    with pytest.raises(ValidationError, match=r"method: unknown training method 'ppo'; known: \['dpo', "):
+        TrainJob(method="ppo", config=DPOTrainConfig(), **common)
+    with pytest.raises(ValidationError, match="config: a 'sft' job takes a SFTConfig, got DPOTrainConfig"):
+        TrainJob(method="sft", config=DPOTrainConfig(), **common)
 
 
 def test_checkpoint_on_s3_reloads_in_transformers_with_identical_logits(s3_store_spec, tmp_path):
