@@ -9,21 +9,18 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import Field, model_validator
 
-from flows.base import FlowConfig, FlowResult, finish_run, start_run
+from flows.base import FlowResult, finish_run, start_run
 from flows.evaluate import EvalConfig, evaluate_model
+from flows.tiny_arith import TinyArithFlowConfig, sft_base
 from ray_cluster.generation import SamplingSpec
 from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.labelling.label import LabelConfig, label_rewards
-from tasks.data.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
 from tasks.selection.select import SelectConfig, check_criteria_fields, select_samples
 from tasks.training.train import SFTConfig, SFTSource, train_sft
 
 
-class RFTConfig(FlowConfig):
+class RFTConfig(TinyArithFlowConfig):
     title: str = "RFT on tiny-arith"
-    data: TinyArithConfig = TinyArithConfig()
-    tokenizer: TokenizerConfig = TokenizerConfig()
-    base_sft: SFTConfig = SFTConfig()
     sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=16, temperature=0.7))
     label: LabelConfig = LabelConfig(split="train")
     select: SelectConfig = SelectConfig()
@@ -44,10 +41,7 @@ class RFTConfig(FlowConfig):
 @flow(name="rft", log_prints=True)
 def rft(cfg: RFTConfig) -> FlowResult:
     ctx = start_run(cfg)
-    problems = make_tiny_arith(cfg.data, ctx)
-    tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
-    original = SFTSource(ref=problems, split="train")
-    base = train_sft("base", [original], tokenizer, None, cfg.base_sft, ctx)
+    problems, tokenizer, original, base = sft_base(cfg, ctx)
     samplers = {"base": base} | {
         f"base-seed{seed}": train_sft(f"base-seed{seed}", [original], tokenizer, None,
                                       cfg.base_sft.model_copy(update={"init_seed": seed}), ctx)
