@@ -6,6 +6,13 @@ from typing import Callable, TypeVar
 F = TypeVar("F", bound=Callable)
 
 
+class UnknownName(KeyError, ValueError):
+    """An unknown name: a KeyError for lookups, a ValueError so config validators report it as a field error."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class Registry(dict):
     """A dict of name → implementation with a decorator to add to it and a lookup that names what is known."""
 
@@ -21,5 +28,5 @@ class Registry(dict):
 
     def lookup(self, name: str) -> Callable:
         if name not in self:
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {sorted(self)}")
+            raise UnknownName(f"unknown {self.kind} {name!r}; known: {sorted(self)}")
         return self[name]

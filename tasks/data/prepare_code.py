@@ -3,12 +3,15 @@ embedded tiny-code task, or HumanEval (split in two halves by a seeded shuffle, 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable
 
 from prefect import task
 from prefect.cache_policies import NONE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.registry import Registry
 
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.records import CODE_PROBLEMS
@@ -18,39 +21,69 @@ from tasks.core.store import ArtifactRef
 
 class CodeDataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source: Literal["tiny_code", "humaneval"] = "tiny_code"
+    source: str = Field(default="tiny_code", description="a registered code-problem source (CODE_SOURCES)")
     seed: int = 0
     n_train: int = Field(default=400, ge=1, description="tiny_code: problems to train on")
     n_test: int = Field(default=150, ge=1, description="tiny_code: held-out problems")
     humaneval_train_fraction: float = Field(default=0.5, gt=0, lt=1,
                                             description="humaneval: share of the 164 problems used for training")
 
+    @field_validator("source")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        CODE_SOURCES.lookup(name)  # names the known sources when it is not one
+        return name
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    """A source of code problems: its (train, test) rows for a config, and the files it reads (their content is
+    part of the stage's cache key)."""
+
+    splits: Callable[["CodeDataConfig"], tuple[list[dict], list[dict]]]
+    files: Callable[[], dict[str, str]] = field(default=lambda: {})
+
+
+CODE_SOURCES = Registry("code problem source")
+
+
+def _tiny_code(cfg: CodeDataConfig) -> tuple[list[dict], list[dict]]:
+    from tasks.data.tiny_code import generate_tiny_code
+
+    return generate_tiny_code(cfg.seed, cfg.n_train, cfg.n_test)
+
+
+def _humaneval(cfg: CodeDataConfig) -> tuple[list[dict], list[dict]]:
+    """HumanEval has no train split: a seeded shuffle cut in two."""
+    from tasks.data.humaneval import read_humaneval
+
+    rows = read_humaneval()
+    random.Random(cfg.seed).shuffle(rows)
+    cut = round(len(rows) * cfg.humaneval_train_fraction)
+    return rows[:cut], rows[cut:]
+
+
+def _humaneval_files() -> dict[str, str]:
+    from tasks.data.humaneval import humaneval_file
+
+    return {"humaneval": str(humaneval_file())}
+
+
+CODE_SOURCES["tiny_code"] = CodeSource(_tiny_code)
+CODE_SOURCES["humaneval"] = CodeSource(_humaneval, _humaneval_files)
+
 
 @task(name="make_code_problems", retries=1, cache_policy=NONE)
 def make_code_problems(cfg: CodeDataConfig, ctx: StageContext) -> ArtifactRef:
     """train.parquet / test.parquet; test problems never share a prompt with train ones."""
+    source = CODE_SOURCES.lookup(cfg.source)
 
     def compute(out: Path) -> dict:
-        if cfg.source == "tiny_code":
-            from tasks.data.tiny_code import generate_tiny_code
-
-            train, test = generate_tiny_code(cfg.seed, cfg.n_train, cfg.n_test)
-        else:
-            from tasks.data.humaneval import read_humaneval
-
-            rows = read_humaneval()
-            random.Random(cfg.seed).shuffle(rows)
-            cut = round(len(rows) * cfg.humaneval_train_fraction)
-            train, test = rows[:cut], rows[cut:]
+        train, test = source.splits(cfg)
         overlap = {r["prompt"] for r in train} & {r["prompt"] for r in test}
         if overlap:
             raise ValueError(f"{len(overlap)} test prompts also occur in train")
         return {"train_rows": write_records(out / "train.parquet", train, CODE_PROBLEMS),
                 "test_rows": write_records(out / "test.parquet", test, CODE_PROBLEMS)}
 
-    reads = None
-    if cfg.source != "tiny_code":
-        from tasks.data.humaneval import humaneval_file
-
-        reads = {"humaneval": str(humaneval_file())}
-    return run_stage(ctx, "make_code_problems", cfg, {}, compute, reads=reads)
+    return run_stage(ctx, "make_code_problems", cfg, {}, compute, reads=source.files() or None)

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable
 
 from prefect import task
 from prefect.cache_policies import NONE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.registry import Registry
 
 from tasks.evaluation.metrics import accuracy_summary, breakdown, first_sample_correct, majority_vote_correct, pass_at_k
 from tasks.core.stage_cache import StageContext, run_stage
@@ -15,20 +18,38 @@ from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_rows
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A per-problem score over its labelled samples, and the metric's display name (K: samples per problem)."""
+
+    problem_score: Callable[[list[dict], int], float]  # (samples, cfg.k) -> score of one problem
+    display: Callable[[int, int], str]  # (K, cfg.k) -> e.g. "maj@8"
+
+
+METRICS = Registry("metric")
+METRICS["pass@1"] = Metric(lambda samples, k: float(first_sample_correct(samples)), lambda big_k, k: "pass@1")
+METRICS["maj"] = Metric(lambda samples, k: float(majority_vote_correct(samples)), lambda big_k, k: f"maj@{big_k}")
+# Codex's unbiased estimator from n samples with c correct
+METRICS["pass@k"] = Metric(lambda samples, k: pass_at_k(len(samples), sum(bool(s["correct"]) for s in samples), k),
+                           lambda big_k, k: f"pass@{k}")
+
+
 class ScoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: Literal["pass@1", "maj", "pass@k"] = "pass@1"
+    metric: str = Field(default="pass@1", description="a registered metric (METRICS): pass@1, maj, pass@k")
     k: int = Field(default=1, ge=1, description="k of pass@k (needs >= k samples per problem)")
     breakdown: str | None = Field(default=None, description="a problem field to break accuracy down by (MATH: level)")
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        METRICS.lookup(name)
+        return name
 
 
 def problem_score(samples: list[dict], cfg: ScoreConfig) -> float:
     """One problem's score under the metric: 0/1 for pass@1 and maj, the unbiased estimate for pass@k."""
-    if cfg.metric == "pass@1":
-        return float(first_sample_correct(samples))
-    if cfg.metric == "maj":
-        return float(majority_vote_correct(samples))
-    return pass_at_k(len(samples), sum(bool(s["correct"]) for s in samples), cfg.k)
+    return METRICS[cfg.metric].problem_score(samples, cfg.k)
 
 
 def score(rows: list[dict], cfg: ScoreConfig, problems: dict[str, dict] | None = None) -> tuple[dict, list[dict]]:
@@ -41,7 +62,7 @@ def score(rows: list[dict], cfg: ScoreConfig, problems: dict[str, dict] | None =
         extra = {cfg.breakdown: (problems or {}).get(pid, {}).get(cfg.breakdown)} if cfg.breakdown else {}
         per_problem.append({"prompt_id": pid, "score": value, "correct": value >= 1.0, "samples": len(group)} | extra)
     k = max((p["samples"] for p in per_problem), default=0)
-    name = {"pass@1": "pass@1", "maj": f"maj@{k}", "pass@k": f"pass@{cfg.k}"}[cfg.metric]
+    name = METRICS[cfg.metric].display(k, cfg.k)
     summary = accuracy_summary([p["score"] for p in per_problem], name)
     if cfg.breakdown:
         summary["by_" + cfg.breakdown] = breakdown(per_problem, cfg.breakdown)

@@ -48,3 +48,30 @@ def test_rft_config_refuses_a_criterion_its_labeller_cannot_feed():
         load_config(RFTConfig, "rft", "smoke", ["label.labeller=unit_tests"])
     cfg = load_config(RFTConfig, "rft", "smoke", ["label.labeller=unit_tests", "select.criteria=[correct]"])
     assert cfg.select.criteria == ["correct"]
+
+
+@pytest.mark.parametrize("flow, cls, override, field, message", [
+    ("rrtf", "RRTFConfig", "data.source=nope", "data.source", "unknown code problem source 'nope'"),
+    ("rft", "RFTConfig", "select.criteria=[nope]", "select.criteria", "nope"),
+])
+def test_a_name_no_registry_knows_is_a_config_error_naming_the_field(flow, cls, override, field, message):
+    import importlib
+
+    from flows.config import ConfigError
+
+    config = getattr(importlib.import_module(f"flows.{flow}"), cls)
+    with pytest.raises(ConfigError) as err:
+        load_config(config, flow, "smoke", [override])
+    assert field in str(err.value) and message in str(err.value)
+
+
+def test_score_metrics_come_from_the_registry():
+    from tasks.evaluation.evaluate import METRICS, ScoreConfig, score
+
+    rows = [{"prompt_id": "p", "sample_index": i, "correct": c, "pred": str(i), "text": ""}
+            for i, c in enumerate([False, True, True, False])]
+    assert sorted(METRICS) == ["maj", "pass@1", "pass@k"]
+    summary, _ = score(rows, ScoreConfig(metric="pass@k", k=2))
+    assert summary["metric"] == "pass@2" and summary["accuracy"] == pytest.approx(1 - 1 / 6)  # 1 - C(2,2)/C(4,2)
+    with pytest.raises(ValueError, match="unknown metric 'x'"):
+        ScoreConfig(metric="x")
