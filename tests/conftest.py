@@ -53,3 +53,14 @@ def ray_local():
     ensure_ray(RayConfig(num_cpus=2, object_store_mb=256))
     yield
     shutdown_ray()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop Prefect's ephemeral API servers while output still goes somewhere: stopped at interpreter exit
+    instead, they log to streams pytest has closed, and a traceback follows the test summary."""
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+    except ImportError:
+        return
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
