@@ -65,9 +65,11 @@ def tiny30m(ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef, str]:
 
 def smollm2(ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef, str]:
     from tasks.data.import_model import GGUFModelConfig, import_gguf_model
-    from tasks.data.prepare import GSM8KConfig, load_gsm8k
+    from tasks.data.hf_source import DatasetConfig
+    from tasks.data.prepare_dataset import load_dataset
 
-    return load_gsm8k.fn(GSM8KConfig(), ctx), import_gguf_model.fn(GGUFModelConfig(), ctx), "test"
+    gsm8k = DatasetConfig.model_validate({"builtin": "gsm8k"})
+    return load_dataset.fn(gsm8k, ctx), import_gguf_model.fn(GGUFModelConfig(), ctx), "test"
 
 
 def raw_vllm(model_dir: Path, prompts: list[PromptRecord], sampling: SamplingSpec, max_model_len: int | None

