@@ -43,3 +43,12 @@ def evaluate_model(name: str, model: ArtifactRef, problems: ArtifactRef, cfg: Ev
         scores["maj"] = scored("maj", labels)
         scores["pass@k"] = scored("pass@k", labels, k=cfg.maj.sampling.n)
     return scores
+
+
+def evaluate_and_report(flow: str, cfg, ctx: StageContext, name: str, model: ArtifactRef, problems: ArtifactRef,
+                        outputs: dict[str, ArtifactRef] | None = None):
+    """The ending of every evaluation-only flow: one model's scores, then the report (a flows.base.FlowResult)."""
+    from flows.base import finish_run
+
+    scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx)}
+    return finish_run(flow, cfg, ctx, scores, outputs={"model": model, "problems": problems} | (outputs or {}))

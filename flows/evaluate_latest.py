@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import Field
 
-from flows.base import FlowConfig, FlowResult, finish_run, start_run
-from flows.evaluate import EvalConfig, evaluate_model
+from flows.base import FlowConfig, FlowResult, start_run
+from flows.evaluate import EvalConfig, evaluate_and_report
 from tasks.core.catalog import latest_model
 from tasks.data.prepare import TinyArithConfig, make_tiny_arith
 
@@ -22,8 +22,6 @@ class EvaluateLatestConfig(FlowConfig):
 @flow(name="evaluate-latest", log_prints=True)
 def evaluate_latest(cfg: EvaluateLatestConfig) -> FlowResult:
     ctx = start_run(cfg)
-    problems = make_tiny_arith(cfg.data, ctx)
-    model = latest_model(cfg.model_stage, cfg.model_name, ctx)
-    name = cfg.model_name or "latest"
-    scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx)}
-    return finish_run("evaluate_latest", cfg, ctx, scores, outputs={"model": model})
+    model = latest_model(cfg.model_stage, cfg.model_name, ctx)  # first: no model, no work
+    return evaluate_and_report("evaluate_latest", cfg, ctx, cfg.model_name or "latest", model,
+                               make_tiny_arith(cfg.data, ctx))

