@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.base import FlowResult, finish_run, start_run
-from flows.tiny_arith import TinyArithFlowConfig, sft_base
+from flows.policy import PolicyFlowConfig, sft_base
 from ray_cluster.generation import SamplingSpec
 from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.labelling.label import LabelConfig, label_rewards
@@ -15,7 +15,7 @@ from tasks.training.train import RewardModelTrainConfig
 from tasks.training.train_preference import evaluate_reward_model, train_reward_model
 
 
-class RewardModelConfig(TinyArithFlowConfig):
+class RewardModelConfig(PolicyFlowConfig):
     title: str = "Reward model on tiny-arith"
     sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=8, temperature=1.0))
     label: LabelConfig = LabelConfig(split="train")
@@ -27,7 +27,8 @@ class RewardModelConfig(TinyArithFlowConfig):
 @flow(name="reward-model", log_prints=True)
 def reward_model(cfg: RewardModelConfig) -> FlowResult:
     ctx = start_run(cfg)
-    problems, tokenizer, demonstrations, policy = sft_base(cfg, ctx)
+    start = sft_base(cfg, ctx)
+    problems, tokenizer, demonstrations, policy = start.problems, start.tokenizer, start.demonstrations, start.base
     samples = sample_completions("rm-data", problems, {"base": policy}, cfg.sample, ctx)
     labels = label_rewards("rm-data", samples, problems, cfg.label, ctx)
     preferences = make_preferences("rm", labels, problems, cfg.preferences, ctx)

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from flows.base import FlowResult, finish_run, start_run
 from flows.evaluate import EvalConfig, evaluate_model
-from flows.tiny_arith import TinyArithFlowConfig, sft_base
+from flows.policy import PolicyFlowConfig, sft_base
 from ray_cluster.generation import SamplingSpec
 from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.labelling.label import LabelConfig, label_rewards
@@ -19,7 +19,7 @@ from tasks.selection.select import SelectConfig, check_criteria_fields, select_s
 from tasks.training.train import SFTConfig, SFTSource, train_sft
 
 
-class RFTConfig(TinyArithFlowConfig):
+class RFTConfig(PolicyFlowConfig):
     title: str = "RFT on tiny-arith"
     sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=16, temperature=0.7))
     label: LabelConfig = LabelConfig(split="train")
@@ -41,9 +41,10 @@ class RFTConfig(TinyArithFlowConfig):
 @flow(name="rft", log_prints=True)
 def rft(cfg: RFTConfig) -> FlowResult:
     ctx = start_run(cfg)
-    problems, tokenizer, original, base = sft_base(cfg, ctx)
+    start = sft_base(cfg, ctx)
+    problems, tokenizer, original, base = start.problems, start.tokenizer, start.demonstrations, start.base
     samplers = {"base": base} | {
-        f"base-seed{seed}": train_sft(f"base-seed{seed}", [original], tokenizer, None,
+        f"base-seed{seed}": train_sft(f"base-seed{seed}", [original], tokenizer, start.init,
                                       cfg.base_sft.model_copy(update={"init_seed": seed}), ctx)
         for seed in cfg.pool_seeds}
 
@@ -53,7 +54,7 @@ def rft(cfg: RFTConfig) -> FlowResult:
         pooled_labels.append(label_rewards(f"round{r}", samples, problems, cfg.label, ctx))
         selections.append(select_samples(pooled_labels, problems, cfg.select, ctx))
         selected = SFTSource(ref=selections[-1], split="selected")
-        policy = train_sft(f"rft{r}", [original, selected], tokenizer, None, cfg.rft_sft, ctx)
+        policy = train_sft(f"rft{r}", [original, selected], tokenizer, start.init, cfg.rft_sft, ctx)
         samplers = {f"rft{r}": policy}
 
     control = train_sft("control", [original], tokenizer, base, cfg.rft_sft, ctx)

@@ -13,15 +13,23 @@ class TokenizedExample:
     loss_mask: list[int]  # 1 on completion tokens (including EOS), 0 on BOS + prompt
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """BOS + prompt tokens: the exact prefix the model saw in training, for every generation backend."""
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, chat_template: bool = True) -> list[int]:
+    """The prompt's token ids, the same in training and in every generation backend: the model's chat template
+    (user turn + generation prompt) when it has one and `chat_template` is on, else BOS + prompt."""
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            tokenize=True)
+        # transformers 5 returns a BatchEncoding-like mapping for a single conversation
+        return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     return bos + tokenizer.encode(prompt, add_special_tokens=False)
 
 
-def tokenize_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_len: int) -> TokenizedExample:
-    """BOS + prompt + completion + EOS; the model learns to end with EOS, which is where generation stops."""
-    prompt_ids = encode_prompt(tokenizer, prompt)
+def tokenize_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_len: int,
+                  chat_template: bool = True) -> TokenizedExample:
+    """prompt (as `encode_prompt`) + completion + EOS; the model learns to end with EOS, which is where generation
+    stops, after the same prompt tokens it will be sampled from."""
+    prompt_ids = encode_prompt(tokenizer, prompt, chat_template)
     completion_ids = tokenizer.encode(completion, add_special_tokens=False) + [tokenizer.eos_token_id]
     ids = (prompt_ids + completion_ids)[:max_len]
     mask = ([0] * len(prompt_ids) + [1] * len(completion_ids))[:max_len]

@@ -41,17 +41,11 @@ def read_model_config(fs, folder: str) -> dict[str, Any] | None:
 
 def encode_for_model(tokenizer, text: str, use_chat_template: bool, continuation: str = "") -> list[int]:
     """Token ids of one prompt: the chat template when the model has one (and it is wanted), else BOS + text,
-    exactly as the SFT stage encoded prompts for the models Winnow trains; then the tokens of `continuation`
+    exactly as the training stages encode prompts (models/sft_data.py); then the tokens of `continuation`
     (completion text already generated), so generation picks up where it stopped."""
     from models.sft_data import encode_prompt
 
-    if use_chat_template and getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                            tokenize=True)
-        # transformers 5 returns a BatchEncoding-like mapping for a single conversation
-        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-    else:
-        ids = encode_prompt(tokenizer, text)
+    ids = encode_prompt(tokenizer, text, use_chat_template)
     return ids + (tokenizer.encode(continuation, add_special_tokens=False) if continuation else [])
 
 

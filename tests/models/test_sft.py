@@ -51,3 +51,22 @@ def test_bucketed_epochs_cover_every_example_once_in_length_grouped_batches():
     # within one window the batches are cut from a length-sorted list: each batch spans few lengths
     assert all(max(len(examples[i].input_ids) for i in b) - min(len(examples[i].input_ids) for i in b) <= 2
                for b in batches)
+
+
+def test_sft_targets_use_the_models_chat_template_and_end_with_eos(tmp_path):
+    """Training encodes a prompt exactly as sampling does (the chat template when there is one), and the target
+    ends with EOS, so the trained model stops where generation stops; the pad token is not EOS."""
+    from generation_assets import gpt2_tokenizer
+    from models.sft_data import tokenize_pair
+    from ray_cluster.model_inputs import encode_for_model
+
+    tok = gpt2_tokenizer(tmp_path / "tok")
+    assert tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
+    plain = tokenize_pair(tok, "2+2?", " 4", max_len=64)
+    assert plain.input_ids[-1] == tok.eos_token_id and plain.input_ids[: -2] == encode_for_model(tok, "2+2?", True)
+    tok.chat_template = "{% for m in messages %}<user>{{ m['content'] }}</user>{% endfor %}<bot>"
+    templated = tokenize_pair(tok, "2+2?", " 4", max_len=64)
+    prompt = encode_for_model(tok, "2+2?", True)
+    assert tok.decode(prompt) == "<user>2+2?</user><bot>" and templated.input_ids[: len(prompt)] == prompt
+    assert templated.input_ids[-1] == tok.eos_token_id and sum(templated.loss_mask) == len(templated.input_ids) - len(prompt)
+    assert tokenize_pair(tok, "2+2?", " 4", 64, chat_template=False).input_ids == plain.input_ids

@@ -1,0 +1,43 @@
+"""Where the policy recipes start (RFT, reward model): the problems — the embedded tiny-arith task or any dataset —
+and the SFT base — a small Llama trained from scratch with the digit tokenizer, or a pretrained model (its own
+tokenizer, chat template, EOS and pad tokens) fine-tuned on the written solutions, as the RFT paper does."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.base import FlowConfig
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactRef
+from tasks.data.hf_source import DatasetConfig
+from tasks.data.model_source import ModelConfig, import_model
+from tasks.data.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
+from tasks.data.prepare_dataset import load_dataset
+from tasks.training.train import SFTConfig, SFTSource, train_sft
+
+
+class PolicyFlowConfig(FlowConfig):
+    data: TinyArithConfig = Field(default=TinyArithConfig(), description="the embedded task (when no dataset)")
+    dataset: DatasetConfig | None = Field(default=None, description="your data or a built-in, instead of tiny-arith")
+    model: ModelConfig | None = Field(default=None, description="a pretrained model to start from; None: a small "
+                                      "Llama from scratch (base_sft.model) with the digit tokenizer")
+    tokenizer: TokenizerConfig = Field(default=TokenizerConfig(), description="from-scratch models only")
+    base_sft: SFTConfig = Field(default=SFTConfig(), description="the SFT base, trained on the written solutions")
+
+
+class PolicyStart(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    problems: ArtifactRef
+    tokenizer: ArtifactRef  # the digit tokenizer, or the pretrained model's folder (which holds its tokenizer)
+    demonstrations: SFTSource  # the written solutions
+    base: ArtifactRef  # the SFT base
+    init: ArtifactRef | None  # where a retrained model starts: the pretrained weights, or a fresh init (None)
+
+
+def sft_base(cfg: PolicyFlowConfig, ctx: StageContext) -> PolicyStart:
+    problems = load_dataset(cfg.dataset, ctx) if cfg.dataset else make_tiny_arith(cfg.data, ctx)
+    pretrained = import_model("pretrained", cfg.model, ctx) if cfg.model else None
+    tokenizer = pretrained or build_tokenizer(problems, cfg.tokenizer, ctx)
+    demonstrations = SFTSource(ref=problems, split="train")
+    base = train_sft("base", [demonstrations], tokenizer, pretrained, cfg.base_sft, ctx)
+    return PolicyStart(problems=problems, tokenizer=tokenizer, demonstrations=demonstrations, base=base,
+                       init=pretrained)
