@@ -34,19 +34,27 @@ def apply_override(tree: dict, dotted: str) -> None:
         raise ConfigError(f"override {dotted!r} must look like key.path=value")
     key, raw = dotted.split("=", 1)
     parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {dotted!r}: {key.strip()!r} is not a key path like a.b.c")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {dotted!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     node = tree
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             raise ConfigError(f"override {dotted!r}: {part!r} is a value, not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw)
+    node[parts[-1]] = value
 
 
 def load_config(model: type[M], method: str, name: str = "default", overrides: list[str] = ()) -> M:
     path = config_path(method, name)
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(tree, dict):

@@ -44,3 +44,17 @@ def test_report_finds_every_flows_reports(tmp_path):
     assert listed.exit_code == 0 and all(f"t{i}" in listed.output for i in range(3))
     missing = runner.invoke(app, ["report", "dpo", "--store", str(tmp_path / "s")])
     assert missing.exit_code == 1 and "['rft', 'rrtf']" in missing.output
+
+
+def test_bad_config_files_and_overrides_get_one_line_errors(tmp_path):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"title: caf\xe9\n")
+    runner = CliRunner()
+    for args, needle in [(["-c", str(latin)], "not UTF-8 text (byte 10"),
+                         (["-c", "smoke", "-s", "sample.sampling.n=[1,"], "the value is not valid YAML"),
+                         (["-c", "smoke", "-s", "sample..n=3"], "is not a key path"),
+                         (["-c", "smoke", "-s", "novalue"], "must look like key.path=value")]:
+        result = runner.invoke(app, ["run", "rft", *args])
+        text = " ".join(result.output.split())  # rich wraps long lines
+        assert result.exit_code == 2 and needle in text, result.output
+        assert "Traceback" not in result.output
