@@ -5,6 +5,8 @@ import random
 
 import torch
 
+from models.losses import get_loss
+
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """A fresh permutation of range(n) per epoch, a pure function of (seed, epoch): skipping k batches of it
@@ -22,3 +24,14 @@ def pad_sequences(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
     for i, s in enumerate(seqs):
         ids[i, : len(s)], attention[i, : len(s)] = torch.tensor(s), 1
     return ids, attention
+
+
+class NamedLoss:
+    """Mixin for a method dataclass with a `loss_name` field: its loss is the registered function of that name
+    (models/losses.py), never computed inline or switched on."""
+
+    loss_name: str
+
+    @property
+    def loss_fn(self):
+        return get_loss(self.loss_name)

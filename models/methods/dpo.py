@@ -2,17 +2,17 @@
 beforehand (tasks/training/train_preference.py: reference_logprobs), so training holds one model. Loss `dpo`."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from pydantic import Field
 from transformers import PreTrainedTokenizerBase
 
-from models.losses import get_loss, sequence_logprobs
+from models.losses import sequence_logprobs
 from models.methods import register_method
 from models.methods.base import MethodData, MethodEntry, Rows, TrainConfig
-from models.methods.common import epoch_order
+from models.methods.common import NamedLoss, epoch_order
 from models.methods.model_kinds import CAUSAL_LM
 from models.sft_data import TokenizedExample, collate, tokenize_pair
 
@@ -23,7 +23,7 @@ class DPOTrainConfig(TrainConfig):
 
 
 @dataclass
-class DPOMethod:
+class DPOMethod(NamedLoss):
     """pairs[p] = (chosen, rejected) TokenizedExamples; reference[p] = (ref logp chosen, ref logp rejected)."""
 
     pairs: list[tuple[TokenizedExample, TokenizedExample]]
@@ -31,10 +31,6 @@ class DPOMethod:
     pad_id: int
     beta: float = 0.1
     loss_name: str = "dpo"  # a registered loss taking (policy chosen, policy rejected, ref chosen, ref rejected, β)
-    _loss: Callable = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._loss = get_loss(self.loss_name)
 
     def epoch_units(self, epoch: int, seed: int) -> list:
         return epoch_order(len(self.pairs), seed, epoch)
@@ -51,7 +47,7 @@ class DPOMethod:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (2B, T, V)
         logp = sequence_logprobs(logits, batch["input_ids"], batch["loss_mask"]).view(-1, 2)  # (B, 2)
         ref = batch["reference"]  # (B, 2)
-        losses = self._loss(logp[:, 0], logp[:, 1], ref[:, 0], ref[:, 1], self.beta)  # (B,)
+        losses = self.loss_fn(logp[:, 0], logp[:, 1], ref[:, 0], ref[:, 1], self.beta)  # (B,)
         won = ((logp[:, 0] - ref[:, 0]) > (logp[:, 1] - ref[:, 1])).float()  # (B,)
         return losses.sum(), {"accuracy": won.sum().detach()}
 

@@ -3,16 +3,15 @@ head read at the EOS token (models/reward_model.py). Loss `pairwise_rm` on (chos
 or `ranking_rm` on ranked groups of any K."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from models.losses import get_loss
 from models.methods import register_method
 from models.methods.base import EmptyTable, MethodData, MethodEntry, Rows, TrainConfig
-from models.methods.common import epoch_order, pad_sequences
+from models.methods.common import NamedLoss, epoch_order, pad_sequences
 from models.methods.model_kinds import REWARD_MODEL
 from models.reward_model import reward_ids
 
@@ -22,16 +21,12 @@ class RewardModelTrainConfig(TrainConfig):
 
 
 @dataclass
-class RewardModelMethod:
+class RewardModelMethod(NamedLoss):
     """groups[g] = token-id sequences (prompt + response + EOS), best first; K = len of the longest group."""
 
     groups: list[list[list[int]]]
     pad_id: int
     loss_name: str = "ranking_rm"  # a registered loss taking (rewards (B, K), valid (B, K)) → (B,)
-    _loss: Callable = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._loss = get_loss(self.loss_name)
 
     def epoch_units(self, epoch: int, seed: int) -> list:
         return epoch_order(len(self.groups), seed, epoch)
@@ -53,7 +48,7 @@ class RewardModelMethod:
     def loss(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         valid = batch["valid"]  # (B, K)
         rewards = model(batch["input_ids"], batch["attention_mask"], batch["eos_index"]).view(valid.shape)  # (B, K)
-        per_group = self._loss(rewards, valid)  # (B,)
+        per_group = self.loss_fn(rewards, valid)  # (B,)
         best_wins = ((rewards[:, :1] > rewards[:, 1:]) | (valid[:, 1:] == 0)).all(-1).float()  # (B,)
         return per_group.sum(), {"accuracy": best_wins.sum().detach()}
 

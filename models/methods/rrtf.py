@@ -2,16 +2,16 @@
 ranking term that keeps every worse-scored response below every better-scored one, plus SFT on the best."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from models.losses import get_loss, sequence_logprobs
+from models.losses import sequence_logprobs
 from models.methods import register_method
 from models.methods.base import EmptyTable, MethodData, MethodEntry, Rows, TrainConfig
-from models.methods.common import epoch_order
+from models.methods.common import NamedLoss, epoch_order
 from models.methods.model_kinds import CAUSAL_LM
 from models.sft_data import TokenizedExample, collate, tokenize_pair
 
@@ -21,16 +21,12 @@ class RRTFTrainConfig(TrainConfig):
 
 
 @dataclass
-class RRTFMethod:
+class RRTFMethod(NamedLoss):
     """groups[g] = [(TokenizedExample, score), ...] for one prompt; the highest score is the SFT target."""
 
     groups: list[list[tuple[TokenizedExample, float]]]
     pad_id: int
     loss_name: str = "rrtf"  # a registered loss taking (mean logp (B, K), scores (B, K), best NLL (B,), valid)
-    _loss: Callable = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._loss = get_loss(self.loss_name)
 
     def epoch_units(self, epoch: int, seed: int) -> list:
         return epoch_order(len(self.groups), seed, epoch)
@@ -57,7 +53,7 @@ class RRTFMethod:
         scores = batch["scores"].masked_fill(valid == 0, float("-inf"))
         best = scores.argmax(-1)  # (B,) the first of the best-scored responses
         best_nll = -summed.gather(1, best[:, None]).squeeze(1)  # (B,)
-        return self._loss(mean_logp, batch["scores"], best_nll, valid).sum(), {}
+        return self.loss_fn(mean_logp, batch["scores"], best_nll, valid).sum(), {}
 
     def unit_examples(self, unit) -> list[int]:
         return [unit]

@@ -3,17 +3,16 @@ batches) or packed rows (models/packing.py); the loop normalises by the global b
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
 from transformers import PreTrainedTokenizerBase
 
-from models.losses import get_loss
 from models.methods import register_method
 from models.methods.base import MethodData, MethodEntry, Rows, TrainConfig
-from models.methods.common import epoch_order
+from models.methods.common import NamedLoss, epoch_order
 from models.methods.model_kinds import CAUSAL_LM
 from models.packing import PackedRow, collate_packed, pack_examples
 from models.sft_data import TokenizedExample, collate, tokenize_pair
@@ -32,17 +31,13 @@ def _response_tokens(example: TokenizedExample) -> int:
 
 
 @dataclass
-class SFTMethod:
+class SFTMethod(NamedLoss):
     examples: list[TokenizedExample]
     pad_id: int
     batching: str = "bucketed"  # padded | bucketed | packed
     batch_size: int = 32  # examples per global batch (padded/bucketed); rows per batch when packed
     pack_len: int = 512
     loss_name: str = "sft"  # a registered loss taking (logits, input_ids, loss_mask), returning a sum
-    _loss: Callable = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._loss = get_loss(self.loss_name)
 
     def epoch_units(self, epoch: int, seed: int) -> list:
         order = epoch_order(len(self.examples), seed, epoch)
@@ -73,7 +68,7 @@ class SFTMethod:
         # packed rows carry position_ids (positions restart per example); padded batches do not
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
         logits = model(**inputs).logits  # (B, T, V)
-        return self._loss(logits, batch["input_ids"], batch["loss_mask"]), {}
+        return self.loss_fn(logits, batch["input_ids"], batch["loss_mask"]), {}
 
     def unit_examples(self, unit) -> list[int]:
         return unit.example_ids if isinstance(unit, PackedRow) else [unit]
