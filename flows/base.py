@@ -7,13 +7,11 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.config import DEFAULT_STORE, STORE_ENV
 from ray_cluster.connect import RayConfig
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactRef, StoreSpec
 from tasks.evaluation.report import Scores, write_report
-
-DEFAULT_STORE = ".winnow/store"
-STORE_ENV = "WINNOW_STORE"
 
 
 def default_store() -> StoreSpec:

@@ -9,6 +9,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+STORE_ENV = "WINNOW_STORE"  # names the store of every flow (and of `winnow ls` / `winnow report`)
+DEFAULT_STORE = ".winnow/store"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -68,7 +70,7 @@ def load_config(model: type[M], method: str, name: str = "default", overrides: l
 def apply_store_env(tree: dict) -> None:
     """$WINNOW_STORE names the store for every flow, over what a config file says (a `-s store.url=...`
     override still wins): the one place it is applied."""
-    url = os.environ.get("WINNOW_STORE")
+    url = os.environ.get(STORE_ENV)
     if url:
         store = tree.get("store")
         tree["store"] = (store if isinstance(store, dict) else {}) | {"url": url}

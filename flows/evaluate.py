@@ -4,6 +4,7 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.base import FlowConfig, FlowResult, finish_run
 from ray_cluster.generation import SamplingSpec
 from tasks.evaluation.evaluate import ScoreConfig, score_accuracy
 from tasks.generation.generate import GenerateConfig, sample_completions
@@ -45,10 +46,8 @@ def evaluate_model(name: str, model: ArtifactRef, problems: ArtifactRef, cfg: Ev
     return scores
 
 
-def evaluate_and_report(flow: str, cfg, ctx: StageContext, name: str, model: ArtifactRef, problems: ArtifactRef,
-                        outputs: dict[str, ArtifactRef] | None = None):
-    """The ending of every evaluation-only flow: one model's scores, then the report (a flows.base.FlowResult)."""
-    from flows.base import finish_run
-
+def evaluate_and_report(flow: str, cfg: FlowConfig, ctx: StageContext, name: str, model: ArtifactRef,
+                        problems: ArtifactRef, outputs: dict[str, ArtifactRef] | None = None) -> FlowResult:
+    """The ending of every evaluation-only flow: one model's scores, then the report."""
     scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx)}
     return finish_run(flow, cfg, ctx, scores, outputs={"model": model, "problems": problems} | (outputs or {}))

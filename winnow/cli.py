@@ -15,7 +15,7 @@ from winnow.env import apply_defaults
 
 apply_defaults()
 
-from flows.config import ConfigError, load_config  # noqa: E402  (after the environment defaults)
+from flows.config import DEFAULT_STORE, STORE_ENV, ConfigError, load_config  # noqa: E402  (after the environment defaults)
 from winnow.deployments import DEPLOYMENTS_FILE  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -136,7 +136,7 @@ def submit(
 @app.command(name="ls")
 def list_artifacts(
     stage: Optional[str] = typer.Argument(None),
-    store: str = typer.Option(os.environ.get("WINNOW_STORE", ".winnow/store"), help="store URL"),
+    store: str = typer.Option(os.environ.get(STORE_ENV, DEFAULT_STORE), help="store URL"),
 ) -> None:
     """List committed artifacts with their key metrics."""
     from tasks.core.store import ArtifactStore, StoreSpec
@@ -153,7 +153,7 @@ def list_artifacts(
 @app.command()
 def report(
     flow: Optional[str] = typer.Argument(None, help="only this flow's reports, e.g. rft, rrtf, reward_model"),
-    store: str = typer.Option(os.environ.get("WINNOW_STORE", ".winnow/store")),
+    store: str = typer.Option(os.environ.get(STORE_ENV, DEFAULT_STORE)),
     all_reports: bool = typer.Option(False, "--all", help="list every report instead of printing the newest"),
 ) -> None:
     """Print the newest report in the store (of one flow), or list them all."""

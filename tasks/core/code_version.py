@@ -76,10 +76,11 @@ def import_closure(name: str, root: Path = PROJECT_ROOT) -> list[str]:
     return sorted(m for m in seen if module_file(m, root) is not None)
 
 
-def code_version(module: str, root: Path = PROJECT_ROOT) -> str:
-    """Hash of the sources of `module`'s import closure and of the result-changing library versions."""
+def code_version(closure: list[str], root: Path = PROJECT_ROOT) -> str:
+    """Hash of the sources of a module's import closure (`import_closure`) and of the result-changing library
+    versions."""
     digest = hashlib.sha256()
-    for name in import_closure(module, root):
+    for name in closure:
         digest.update(f"{name}\n".encode())
         digest.update(module_file(name, root).read_bytes())
     digest.update(repr(library_versions()).encode())

@@ -2,8 +2,9 @@
 
 A stage's key is a hash of its name, its code version (the sources of every project module the stage's module
 imports, transitively, and the versions of the libraries that change results: tasks/core/code_version.py), its
-config, the content hashes of its input artifacts and of the files it reads from outside the store. Same key → the committed artifact is reused; change one stage's config → its key changes,
-so do the keys of everything downstream (their inputs changed), and nothing upstream recomputes.
+config, the content hashes of its input artifacts and of the files it reads from outside the store. Same key →
+the committed artifact is reused; change one stage's config → its key changes, so do the keys of everything
+downstream (their inputs changed), and nothing upstream recomputes.
 """
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def run_stage(
     reads from outside the store; their content is in the key.
     """
     store = ctx.open_store()
-    version = code_version(compute.__module__)
+    closure = import_closure(compute.__module__)
+    version = code_version(closure)
     where = {name: (r, store.spec.storage_options) if isinstance(r, str) else r for name, r in (reads or {}).items()}
     read_hashes = {name: location_hash(url, options) for name, (url, options) in where.items()}
     key = stage_key(stage, version, cfg, inputs, read_hashes)
@@ -123,7 +125,7 @@ def run_stage(
             "config": _plain(cfg),
             "inputs": {name: ref.model_dump() for name, ref in inputs.items()},
             "reads": {name: {"location": where[name][0], "hash": h} for name, h in read_hashes.items()},
-            "code_modules": import_closure(compute.__module__),
+            "code_modules": closure,
             "git_revision": _git_revision(),
             "metrics": metrics,
             "timings": {"wall_s": round(time.time() - started, 3)},

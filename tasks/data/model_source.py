@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ray_cluster.model_inputs import ModelFolderError, check_causal_lm, read_model_config
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.data.import_model import GGUFModelConfig, import_gguf_model
@@ -59,15 +60,14 @@ def resolve_hub(repo_id: str, revision: str | None) -> Path:
 
 
 def check_model_folder(folder: Path, where: str) -> None:
-    """A causal LM with its tokenizer, or ModelSourceError naming what is missing (before any engine starts)."""
-    from transformers import AutoConfig
+    """A causal LM (the check generation makes, ray_cluster/model_inputs.py) with its tokenizer, or
+    ModelSourceError naming what is missing."""
+    import fsspec
 
-    if not (folder / "config.json").exists():
-        raise ModelSourceError(f"{where}: no config.json; expected an HF model folder (save_pretrained output)")
-    config = AutoConfig.from_pretrained(folder)
-    architectures = getattr(config, "architectures", None) or []
-    if not any(a.endswith("ForCausalLM") for a in architectures):
-        raise ModelSourceError(f"{where}: architectures {architectures} has no *ForCausalLM; a causal LM is needed")
+    try:
+        check_causal_lm(read_model_config(fsspec.filesystem("file"), str(folder)), where)
+    except ModelFolderError as exc:
+        raise ModelSourceError(str(exc)) from None
     if not any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
         raise ModelSourceError(f"{where}: no tokenizer files; save the tokenizer into the model folder")
 

@@ -36,22 +36,12 @@ def timing_rows(store: ArtifactStore, entries: list[LineageEntry]) -> list[dict]
 
 
 def stage_sections(store: ArtifactStore, entries: list[LineageEntry], out: Path) -> list[Section]:
-    """The registered sections, in the order their stages first ran."""
-    by_stage: dict[str, list[LineageEntry]] = {}
+    """The registered sections, in the order their stages first ran, each over its stages' artifacts."""
+    groups: dict = {}  # section function -> its entries, in lineage order
     for e in entries:
         if e.ref.stage in SECTIONS:
-            by_stage.setdefault(e.ref.stage, []).append(e)
-    sections, done = [], set()
-    for stage, group in by_stage.items():
-        fn = SECTIONS[stage]
-        if fn in done:
-            continue
-        done.add(fn)
-        same = [e for s, g in by_stage.items() if SECTIONS[s] is fn for e in g]
-        section = fn(same, store, out)
-        if section is not None:
-            sections.append(section)
-    return sections
+            groups.setdefault(SECTIONS[e.ref.stage], []).append(e)
+    return [section for fn, group in groups.items() if (section := fn(group, store, out)) is not None]
 
 
 def render(title: str, accuracy: list[dict], sections: list[Section], timing: list[dict]) -> str:
