@@ -83,6 +83,9 @@ def validate_config(model: type[M], tree: dict[str, Any], source: str) -> M:
         problems = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"  {field}: {err['msg']}" + (f" (got {err['input']!r})" if err["type"] != "missing" and
-                                                             not isinstance(err.get("input"), dict) else ""))
-        raise ConfigError(f"invalid config {source}:\n" + "\n".join(problems)) from None
+            message = err["msg"].removeprefix("Value error, ")  # a validator's own message says what is wrong
+            problems.append(f"{field}: {message}" + (f" (got {err['input']!r})" if err["type"] != "missing" and
+                                                      not isinstance(err.get("input"), dict) else ""))
+        if len(problems) == 1:  # one line: the file, the field, what is wrong
+            raise ConfigError(f"invalid config {source}: {problems[0]}") from None
+        raise ConfigError(f"invalid config {source}:\n" + "\n".join(f"  {p}" for p in problems)) from None

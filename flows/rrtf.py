@@ -1,8 +1,9 @@
 """RRTF (PanGu-Coder2, Shen et al. 2023): sample K programs per problem → run their unit tests (sandboxed) →
 rank by the results → train with the ranking loss plus SFT on the best → pass@1 before and after.
 
-The policy is a tiny model trained here on the embedded tiny-code task (`base_sft`), or a pretrained model
-imported from a package (`pretrained`, e.g. SmolLM2 for the HumanEval config)."""
+The policy is a tiny model trained here on the embedded tiny-code task (`base_sft`, digit tokenizer), or a
+pretrained model from any model source (`model`: HF folder, s3://, hub id or packaged GGUF, e.g. SmolLM2 for the
+HumanEval config; tasks/data/model_source.py)."""
 from __future__ import annotations
 
 from prefect import flow
@@ -12,7 +13,7 @@ from flows.base import FlowConfig, FlowResult, finish_run, start_run
 from flows.evaluate import EvalConfig, evaluate_model
 from ray_cluster.generation import SamplingSpec
 from tasks.generation.generate import GenerateConfig, sample_completions
-from tasks.data.import_model import GGUFModelConfig, import_gguf_model
+from tasks.data.model_source import ModelConfig, import_model
 from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.data.prepare import TokenizerConfig, build_tokenizer
 from tasks.data.prepare_code import CodeDataConfig, make_code_problems
@@ -28,8 +29,8 @@ class RRTFConfig(FlowConfig):
     data: CodeDataConfig = CodeDataConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     base_sft: SFTConfig = SFTConfig()
-    pretrained: GGUFModelConfig | None = Field(default=None, description="start from this model instead of "
-                                               "training base_sft from scratch")
+    model: ModelConfig | None = Field(default=None, description="a pretrained model to start from; None: a tiny "
+                                      "model trained from scratch (base_sft) with the digit tokenizer")
     sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=8, temperature=1.0))
     label: LabelConfig = LabelConfig(labeller="unit_tests", split="train")
     preferences: PreferenceConfig = PreferenceConfig(heldout_fraction=0.0)
@@ -40,8 +41,8 @@ class RRTFConfig(FlowConfig):
 def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef]:
     """(tokenizer, policy): an imported pretrained model (its folder holds its tokenizer), or a tiny model
     trained from scratch on the training solutions."""
-    if cfg.pretrained is not None:
-        model = import_gguf_model(cfg.pretrained, ctx)
+    if cfg.model is not None:
+        model = import_model("pretrained", cfg.model, ctx)
         return model, model
     tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
     return tokenizer, train_sft("code-base", [SFTSource(ref=problems, split="train")], tokenizer, None,

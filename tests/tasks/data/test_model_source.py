@@ -70,3 +70,39 @@ def test_folders_that_are_not_causal_lms_are_refused(tmp_path):
         import_model.fn("y", ModelConfig(path=str(classifier)), _ctx(tmp_path))
     with pytest.raises(ValueError, match="exactly one of path, hub, gguf"):
         ModelConfig(path="a", hub="b")
+
+
+def _saved_dtypes(folder: Path) -> set[str]:
+    from safetensors import safe_open
+
+    dtypes = set()
+    for file in folder.glob("*.safetensors"):
+        with safe_open(str(file), framework="pt") as fh:
+            dtypes |= {str(fh.get_slice(name).get_dtype()) for name in fh.keys()}
+    return dtypes
+
+
+def test_dtype_resaves_the_imported_copy_in_that_dtype(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tiny_llama_folder(tmp_path / "src")
+    assert _saved_dtypes(folder) == {"F32"}
+    ctx = _ctx(tmp_path)
+    store = ArtifactStore(ctx.store)
+    as_is = import_model.fn("tiny", ModelConfig(path=str(folder)), ctx)
+    assert _saved_dtypes(store.local_path(as_is)) == {"F32"}  # auto: the files as they are
+    half = import_model.fn("tiny", ModelConfig(path=str(folder), dtype="bfloat16"), ctx)
+    local = store.local_path(half)
+    assert half.key != as_is.key and _saved_dtypes(local) == {"BF16"}
+    assert store.manifest(half)["metrics"]["dtype"] == "bfloat16"
+    assert not (local / ".source").exists() and (local / "tokenizer_config.json").exists()
+    assert AutoTokenizer.from_pretrained(local)("hello world")["input_ids"] == [31373, 995]
+    assert AutoModelForCausalLM.from_pretrained(local, dtype="auto").dtype == torch.bfloat16
+
+
+def test_dtype_with_a_gguf_is_refused_naming_the_gguf_field():
+    with pytest.raises(ValueError, match=r"dtype='float16' is for path / hub; a GGUF's dtype is gguf.dtype"):
+        ModelConfig.model_validate({"gguf": {}, "dtype": "float16"})
+    with pytest.raises(ValueError, match="dtype"):
+        ModelConfig(path="a", dtype="int8")
