@@ -81,7 +81,7 @@ def raw_vllm(model_dir: Path, prompts: list[PromptRecord], sampling: SamplingSpe
     llm = LLM(**engine_kwargs(model_dir, EngineSpec(max_model_len=max_model_len)))  # what the stage's engine gets
     start_s = time.time() - started
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    ids = [encode_for_model(tokenizer, p.text, sampling.chat_template) for p in prompts]
+    ids = [encode_for_model(tokenizer, p.text, p.chat_template, system=p.system) for p in prompts]
     params = [SamplingParams(n=sampling.n, temperature=sampling.temperature, max_tokens=sampling.max_tokens,
                              ignore_eos=True, seed=prompt_seed(sampling.seed, p.prompt_id)) for p in prompts]
     started = time.time()

@@ -13,23 +13,33 @@ class TokenizedExample:
     loss_mask: list[int]  # 1 on completion tokens (including EOS), 0 on BOS + prompt
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, chat_template: bool = True) -> list[int]:
+def prompt_format(row: dict) -> dict:
+    """How a row's prompt is shown to the model, as the dataset import rendered it (tasks/data/prompting.py):
+    `encode_prompt`'s keyword arguments. Rows without the columns (the embedded tasks) use the defaults."""
+    chat = row.get("chat_template")
+    return {"chat_template": True if chat is None else bool(chat), "system": row.get("system")}
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, chat_template: bool = True,
+                  system: str | None = None) -> list[int]:
     """The prompt's token ids, the same in training and in every generation backend: the model's chat template
-    (user turn + generation prompt) when it has one and `chat_template` is on, else BOS + prompt."""
+    (system turn, user turn, generation prompt) when it has one and `chat_template` is on, else BOS + the
+    system prompt's paragraph + prompt."""
     if chat_template and getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            tokenize=True)
+        turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        ids = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=True)
         # transformers 5 returns a BatchEncoding-like mapping for a single conversation
         return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    return bos + tokenizer.encode(prompt, add_special_tokens=False)
+    text = f"{system}\n\n{prompt}" if system else prompt
+    return bos + tokenizer.encode(text, add_special_tokens=False)
 
 
 def tokenize_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_len: int,
-                  chat_template: bool = True) -> TokenizedExample:
+                  chat_template: bool = True, system: str | None = None) -> TokenizedExample:
     """prompt (as `encode_prompt`) + completion + EOS; the model learns to end with EOS, which is where generation
     stops, after the same prompt tokens it will be sampled from."""
-    prompt_ids = encode_prompt(tokenizer, prompt, chat_template)
+    prompt_ids = encode_prompt(tokenizer, prompt, chat_template, system)
     completion_ids = tokenizer.encode(completion, add_special_tokens=False) + [tokenizer.eos_token_id]
     ids = (prompt_ids + completion_ids)[:max_len]
     mask = ([0] * len(prompt_ids) + [1] * len(completion_ids))[:max_len]

@@ -94,8 +94,8 @@ def generate_with_calculator(backend: GenerationBackend, prompts: list[PromptRec
                 samples[key] = closed.model_copy(update={"finish_reason": "length", "stop_reason": None})
                 continue
             # Its own id gives each sample its own seed: samples of one prompt must not continue in lockstep.
-            requests.append(PromptRecord(prompt_id=f"{key[0]}#{key[1]}@{call}", text=prompt_of[key[0]].text,
-                                         continuation=closed.text, max_tokens=left))
+            requests.append(prompt_of[key[0]].model_copy(update={
+                "prompt_id": f"{key[0]}#{key[1]}@{call}", "continuation": closed.text, "max_tokens": left}))
             keys.append(key)
         if not requests:
             break

@@ -22,7 +22,6 @@ class SamplingSpec(BaseModel):
     stop: list[str] = Field(default_factory=list)
     seed: int = 0
     logprobs: bool = Field(default=False, description="record each completion's summed token log-probability")
-    chat_template: bool = Field(default=True, description="wrap prompts in the model's chat template, if it has one")
     ignore_eos: bool = Field(default=False, description="always generate max_tokens (throughput benchmarks)")
     calculator: bool = Field(default=False, description="GSM8K calculator: the result in each `<<a*b=c>>` "
                              "annotation is computed, not sampled (ray_cluster/calculator.py)")
@@ -33,6 +32,9 @@ class PromptRecord(BaseModel):
     text: str
     continuation: str = ""  # completion text so far: generation resumes after it (calculator rounds)
     max_tokens: int | None = None  # this prompt's own budget, below SamplingSpec.max_tokens
+    # how the prompt is shown to the model, from its problem row (tasks/data/prompting.py; models/sft_data.py)
+    chat_template: bool = True
+    system: str | None = None
 
 
 class CompletionRecord(BaseModel):

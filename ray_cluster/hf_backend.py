@@ -25,7 +25,7 @@ class HFBackend:
             self.tokenizer.pad_token_id = self.tokenizer.eos_token_id
 
     def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
-        encoded = [encode_for_model(self.tokenizer, p.text, sampling.chat_template, p.continuation)
+        encoded = [encode_for_model(self.tokenizer, p.text, p.chat_template, p.continuation, p.system)
                    for p in prompts]
         by_prompt: dict[int, list[CompletionRecord]] = {}
         ok = []

@@ -39,13 +39,14 @@ def read_model_config(fs, folder: str) -> dict[str, Any] | None:
         raise ModelFolderError(f"{folder}/config.json: not valid JSON ({exc})") from exc
 
 
-def encode_for_model(tokenizer, text: str, use_chat_template: bool, continuation: str = "") -> list[int]:
+def encode_for_model(tokenizer, text: str, use_chat_template: bool, continuation: str = "",
+                     system: str | None = None) -> list[int]:
     """Token ids of one prompt: the chat template when the model has one (and it is wanted), else BOS + text,
     exactly as the training stages encode prompts (models/sft_data.py); then the tokens of `continuation`
     (completion text already generated), so generation picks up where it stopped."""
     from models.sft_data import encode_prompt
 
-    ids = encode_prompt(tokenizer, text, use_chat_template)
+    ids = encode_prompt(tokenizer, text, use_chat_template, system)
     return ids + (tokenizer.encode(continuation, add_special_tokens=False) if continuation else [])
 
 

@@ -45,7 +45,7 @@ class VLLMBackend:
 
     def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
         started = time.time()
-        encoded = [encode_for_model(self.tokenizer, p.text, sampling.chat_template, p.continuation)
+        encoded = [encode_for_model(self.tokenizer, p.text, p.chat_template, p.continuation, p.system)
                    for p in prompts]
         errors = {i: context_error(len(ids), self.context) for i, ids in enumerate(encoded)}
         ok = [i for i, error in errors.items() if error is None]

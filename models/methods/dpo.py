@@ -14,7 +14,7 @@ from models.methods import register_method
 from models.methods.base import MethodData, MethodEntry, Rows, TrainConfig
 from models.methods.common import NamedLoss, epoch_order
 from models.methods.model_kinds import CAUSAL_LM
-from models.sft_data import TokenizedExample, collate, tokenize_pair
+from models.sft_data import TokenizedExample, collate, prompt_format, tokenize_pair
 
 
 class DPOTrainConfig(TrainConfig):
@@ -66,8 +66,9 @@ def build_dpo_data(rows: Rows, tokenizer: PreTrainedTokenizerBase, cfg: DPOTrain
     """Pairs (`prompt`, `chosen`, `rejected`) and their reference log-probs (`chosen_logp`, `rejected_logp`),
     row for row in the same order → ((chosen, rejected) examples, [(ref chosen, ref rejected)])."""
     max_len = cfg.optim.max_len
-    pairs = [(tokenize_pair(tokenizer, r["prompt"], r["chosen"], max_len),
-              tokenize_pair(tokenizer, r["prompt"], r["rejected"], max_len)) for r in rows["preferences"]]
+    pairs = [(tokenize_pair(tokenizer, r["prompt"], r["chosen"], max_len, **prompt_format(r)),
+              tokenize_pair(tokenizer, r["prompt"], r["rejected"], max_len, **prompt_format(r)))
+             for r in rows["preferences"]]
     reference = [(x["chosen_logp"], x["rejected_logp"]) for x in rows["reference"]]
     return MethodData((pairs, reference), len(pairs), sum(len(a.input_ids) + len(b.input_ids) for a, b in pairs))
 

@@ -13,7 +13,7 @@ from models.methods import register_method
 from models.methods.base import EmptyTable, MethodData, MethodEntry, Rows, TrainConfig
 from models.methods.common import NamedLoss, epoch_order
 from models.methods.model_kinds import CAUSAL_LM
-from models.sft_data import TokenizedExample, collate, tokenize_pair
+from models.sft_data import TokenizedExample, collate, prompt_format, tokenize_pair
 
 
 class RRTFTrainConfig(TrainConfig):
@@ -72,8 +72,8 @@ def build_rrtf_data(rows: Rows, tokenizer: PreTrainedTokenizerBase, cfg: RRTFTra
     if not prefs:
         raise EmptyTable("preferences", "groups_train", "no prompt had responses with different scores")
     max_len = cfg.optim.max_len
-    groups = [[(tokenize_pair(tokenizer, r["prompt"], t, max_len), s) for t, s in zip(r["texts"], r["scores"])]
-              for r in prefs]
+    groups = [[(tokenize_pair(tokenizer, r["prompt"], t, max_len, **prompt_format(r)), s)
+               for t, s in zip(r["texts"], r["scores"])] for r in prefs]
     return MethodData(groups, len(groups), sum(len(e.input_ids) for g in groups for e, _ in g))
 
 

@@ -15,15 +15,13 @@ from models.methods.base import MethodData, MethodEntry, Rows, TrainConfig
 from models.methods.common import NamedLoss, epoch_order
 from models.methods.model_kinds import CAUSAL_LM
 from models.packing import PackedRow, collate_packed, pack_examples
-from models.sft_data import TokenizedExample, collate, tokenize_pair
+from models.sft_data import TokenizedExample, collate, prompt_format, tokenize_pair
 
 
 class SFTConfig(TrainConfig):
     method: ClassVar[str] = "sft"
     batching: Literal["padded", "bucketed", "packed"] = Field(default="bucketed", description="how units batch")
     pack_len: int | None = Field(default=None, ge=16, description="tokens per packed row (default optim.max_len)")
-    chat_template: bool = Field(default=True, description="prompts through the model's chat template when it has "
-                                "one; keep equal to the sampling's `chat_template` (the same prompt tokens)")
 
 
 def _response_tokens(example: TokenizedExample) -> int:
@@ -79,7 +77,7 @@ class SFTMethod(NamedLoss):
 
 def build_sft_data(rows: Rows, tokenizer: PreTrainedTokenizerBase, cfg: SFTConfig) -> MethodData:
     """`rows["examples"]`: (prompt, completion) rows → BOS + prompt + completion + EOS, loss on the completion."""
-    examples = [tokenize_pair(tokenizer, r["prompt"], r["completion"], cfg.optim.max_len, cfg.chat_template)
+    examples = [tokenize_pair(tokenizer, r["prompt"], r["completion"], cfg.optim.max_len, **prompt_format(r))
                 for r in rows["examples"]]
     return MethodData(examples, len(examples), sum(len(e.input_ids) for e in examples))
 

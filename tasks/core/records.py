@@ -191,15 +191,25 @@ def columns_of(model: type) -> tuple[Column, ...]:
 
 
 # --- problems: train.parquet / test.parquet of a problem set (tasks/data/prepare*.py) -------------------------
+# How a prompt is shown to a model (tasks/data/prompting.py), carried by every table that has a prompt, so
+# sampling and every training method encode it alike (models/sft_data.prompt_format); absent: the defaults.
+PRESENTATION = (Column("system", pa.string(), required=False), Column("chat_template", pa.bool_(), required=False))
+
+
+def prompt_columns(row: dict) -> dict:
+    """The prompt of a problem row with its presentation columns, as the tables made from it carry them."""
+    return {name: row[name] for name in ("prompt", "system", "chat_template") if name in row}
+
+
 PROBLEMS = RecordSchema("problems", (
     Column("id", pa.string()), Column("prompt", pa.string()),
     Column("completion", pa.string(), required=False),  # the written solution: what SFT trains on
+    *PRESENTATION,
 ), open=True)
 MATH_PROBLEMS = PROBLEMS.extend([
     Column("question", pa.string()), Column("answer", pa.string()),  # answer: the worked solution
     Column("final", pa.string()),  # the reference answer the math labellers compare with
-    Column("n_steps", pa.int64(), required=False), Column("level", pa.int64(), required=False),
-    Column("subject", pa.string(), required=False),
+    Column("n_steps", pa.int64(), required=False),
 ], kind="math problems")
 CODE_PROBLEMS = PROBLEMS.extend([
     Column("test", pa.string()), Column("entry_point", pa.string()),  # HumanEval: `check(entry_point)`
@@ -220,7 +230,7 @@ LABELS = replace(SAMPLES.relaxed(["prompt_id", "sample_index", "model_id"], kind
 # --- selected.parquet (tasks/selection/select.py): (prompt, completion) rows for SFT -------------------------
 SELECTIONS = RecordSchema("selections", (
     Column("prompt_id", pa.string()), Column("prompt", pa.string()), Column("completion", pa.string()),
-    Column("model_id", pa.string()), Column("sample_index", pa.int64()),
+    Column("model_id", pa.string()), Column("sample_index", pa.int64()), *PRESENTATION,
     # carried over from labels that have it (math_answer): the path the sample was kept for
     Column("calc_path", STRINGS, required=False),
 ))
@@ -228,9 +238,10 @@ SELECTIONS = RecordSchema("selections", (
 # --- pairs_* / groups_* .parquet (tasks/selection/preferences.py) ---------------------------------------------
 PREFERENCE_PAIRS = RecordSchema("preference pairs", (
     Column("prompt_id", pa.string()), Column("prompt", pa.string()), Column("chosen", pa.string()),
-    Column("rejected", pa.string()),
+    Column("rejected", pa.string()), *PRESENTATION,
 ))
 PREFERENCE_GROUPS = RecordSchema("preference groups", (
     Column("prompt_id", pa.string()), Column("prompt", pa.string()), Column("texts", STRINGS),
     Column("scores", pa.list_(pa.float64())),  # best first, one per text
+    *PRESENTATION,
 ))

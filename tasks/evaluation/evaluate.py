@@ -4,11 +4,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Callable
 
 from prefect import task
 from prefect.cache_policies import NONE
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from models.registry import Registry
 
@@ -34,11 +34,18 @@ METRICS["pass@k"] = Metric(lambda samples, k: pass_at_k(len(samples), sum(bool(s
                            lambda big_k, k: f"pass@{k}")
 
 
+# a list of field names, also written as one name (`breakdown: level`) or null (none)
+FieldList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else [] if v is None else v)]
+
+
 class ScoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metric: str = Field(default="pass@1", description="a registered metric (METRICS): pass@1, maj, pass@k")
     k: int = Field(default=1, ge=1, description="k of pass@k (needs >= k samples per problem)")
-    breakdown: str | None = Field(default=None, description="a problem field to break accuracy down by (MATH: level)")
+    breakdown: FieldList = Field(default_factory=list, description="problem fields to break accuracy down by "
+                                 "(MATH: level, subject)")
+    scored_by: str | None = Field(default=None, description="the labeller, named in the metric when it is not "
+                                  "the evaluation's main one (e.g. pass@1 [gsm8k_strict])")
 
     @field_validator("metric")
     @classmethod
@@ -59,13 +66,13 @@ def score(rows: list[dict], cfg: ScoreConfig, problems: dict[str, dict] | None =
     per_problem = []
     for pid, group in sorted(groups.items()):
         value = problem_score(group, cfg)
-        extra = {cfg.breakdown: (problems or {}).get(pid, {}).get(cfg.breakdown)} if cfg.breakdown else {}
+        extra = {field: (problems or {}).get(pid, {}).get(field) for field in cfg.breakdown}
         per_problem.append({"prompt_id": pid, "score": value, "correct": value >= 1.0, "samples": len(group)} | extra)
     k = max((p["samples"] for p in per_problem), default=0)
-    name = METRICS[cfg.metric].display(k, cfg.k)
+    name = METRICS[cfg.metric].display(k, cfg.k) + (f" [{cfg.scored_by}]" if cfg.scored_by else "")
     summary = accuracy_summary([p["score"] for p in per_problem], name)
-    if cfg.breakdown:
-        summary["by_" + cfg.breakdown] = breakdown(per_problem, cfg.breakdown)
+    for field in cfg.breakdown:
+        summary["by_" + field] = breakdown(per_problem, field)
     return summary, per_problem
 
 

@@ -126,6 +126,33 @@ def preferences(entries: list[LineageEntry], store: ArtifactStore, out: Path) ->
     return Section("Preference data", rows, table(rows, columns))
 
 
+@register_section("score_accuracy")
+def breakdowns(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> Section | None:
+    """Scores per group of problems (MATH: level, subject) for every score that was broken down."""
+    rows = [{"score": e.label, "field": key.removeprefix("by_"), "group": group, "n": s["n"],
+             "accuracy": s["accuracy"]}
+            for e in entries for key, groups in store.manifest(e.ref)["metrics"].items() if key.startswith("by_")
+            for group, s in groups.items()]
+    if not rows:  # no score was broken down: no section
+        return None
+    return Section("Scores by group", rows, table(rows, {
+        "score": lambda r: r["score"], "field": lambda r: r["field"], "group": lambda r: str(r["group"]),
+        "n": lambda r: str(r["n"]), "accuracy": lambda r: f"{r['accuracy']:.1%}"}))
+
+
+@register_section("load_dataset")
+def datasets(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> Section:
+    """Every imported dataset: its rows, and the rows skipped as bad (never silently dropped)."""
+    rows = [{"dataset": e.label} | {k: m.get(k) for k in ("train_rows", "test_rows", "skipped_rows",
+                                                          "train_dropped_overlap", "skipped")}
+            for e in entries for m in [store.manifest(e.ref)["metrics"]]]
+    return Section("Datasets", rows, table(rows, {
+        "dataset": lambda r: r["dataset"], "train": lambda r: str(r["train_rows"]), "test": lambda r: str(r["test_rows"]),
+        "skipped (bad rows)": lambda r: str(r["skipped_rows"]) + "".join(
+            f"; {why}: {n}" for why, n in sorted((r["skipped"] or {}).items())),
+        "train rows also in test (dropped)": lambda r: str(r["train_dropped_overlap"])}))
+
+
 def _num(value, spec: str = ".4f") -> str:
     return "" if value is None else format(value, spec)
 

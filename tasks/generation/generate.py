@@ -15,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.sft_data import prompt_format
 from ray_cluster.connect import ensure_ray
 from ray_cluster.engine_pool import PoolResources, run_shards
 from ray_cluster.generation import CompletionRecord, EngineSpec, PromptRecord, SamplingSpec
@@ -70,7 +71,7 @@ def load_prompts(store: ArtifactStore, problems: ArtifactRef, cfg: GenerateConfi
         if not isinstance(row.get("id"), str) or not isinstance(row.get("prompt"), str):
             raise ValueError(f"{problems.short}/{cfg.split}.parquet row {i}: expected string fields 'id' and "
                              f"'prompt', got id={row.get('id')!r}, prompt={str(row.get('prompt'))[:40]!r}")
-        prompts.append(PromptRecord(prompt_id=row["id"], text=row["prompt"]))
+        prompts.append(PromptRecord(prompt_id=row["id"], text=row["prompt"], **prompt_format(row)))
     if not prompts:
         raise ValueError(f"{problems.short}/{cfg.split}.parquet has no prompts to generate from")
     return prompts

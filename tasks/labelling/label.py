@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ray_cluster.connect import ensure_ray
 from ray_cluster.parallel_map import ChunkFailed, map_chunks
-from tasks.labelling import label_code, label_math, label_reward_model  # noqa: F401  (they register their labellers)
+from tasks.labelling import label_code, label_gsm8k, label_math, label_reward_model  # noqa: F401  (they register)
 from tasks.labelling.labellers import (BATCH_LABELLERS, ROW_LABELLERS, LabelOptions, RewardModelOptions,
                                        failure_label, labels_schema)
 from tasks.core.progress import progress_bar

@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.core.records import PREFERENCE_GROUPS, PREFERENCE_PAIRS
+from tasks.core.records import PREFERENCE_GROUPS, PREFERENCE_PAIRS, prompt_columns
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
@@ -63,7 +63,7 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
 
     def compute(out: Path) -> dict:
         store = ctx.open_store()
-        prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, cfg.split)}
+        prompts = {r["id"]: prompt_columns(r) for r in read_rows(store, problems, cfg.split)}
         by_prompt: dict[str, list[dict]] = defaultdict(list)
         for row in read_rows(store, labels, "labels"):
             by_prompt[row["prompt_id"]].append(row)
@@ -72,11 +72,11 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
         for pid, samples in sorted(by_prompt.items()):
             side = "test" if heldout(pid, cfg.heldout_fraction, cfg.seed) else "train"
             for chosen, rejected in preference_pairs(samples, cfg.max_pairs_per_prompt):
-                tables[f"pairs_{side}"].append({"prompt_id": pid, "prompt": prompts[pid], "chosen": chosen,
+                tables[f"pairs_{side}"].append({"prompt_id": pid, **prompts[pid], "chosen": chosen,
                                                 "rejected": rejected})
             group = ranked_group(samples, cfg.max_group_size)
             if len({score for _, score in group}) > 1:  # all-equal scores teach a ranking nothing
-                tables[f"groups_{side}"].append({"prompt_id": pid, "prompt": prompts[pid],
+                tables[f"groups_{side}"].append({"prompt_id": pid, **prompts[pid],
                                                  "texts": [t for t, _ in group], "scores": [s for _, s in group]})
         for table, rows in tables.items():
             write_records(out / f"{table}.parquet", rows, PREFERENCE_PAIRS if table.startswith("pairs")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.registry import Registry
 from ray_cluster.calculator import calc_result
-from tasks.core.records import SELECTIONS
+from tasks.core.records import SELECTIONS, prompt_columns
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
@@ -145,9 +145,10 @@ def carried_fields(rows: list[dict]) -> list[str]:
     return [f for f in CARRIED_FIELDS if f in present]
 
 
-def selected_rows(selected: dict[str, list[dict]], prompts: dict[str, str], carried: list[str]) -> list[dict]:
-    """selected.parquet's rows: the core selection columns, then the carried label fields."""
-    return [{"prompt_id": pid, "prompt": prompts[pid], "completion": s["text"], "model_id": s["model_id"],
+def selected_rows(selected: dict[str, list[dict]], prompts: dict[str, dict], carried: list[str]) -> list[dict]:
+    """selected.parquet's rows: the core selection columns (the prompt as its problem shows it), then the carried
+    label fields."""
+    return [{"prompt_id": pid, **prompts[pid], "completion": s["text"], "model_id": s["model_id"],
              "sample_index": s["sample_index"]} | {f: s.get(f) for f in carried}
             for pid, kept in selected.items() for s in kept]
 
@@ -164,7 +165,7 @@ def select_samples(
     def compute(out: Path) -> dict:
         store = ctx.open_store()
         rows = [row for ref in labels for row in read_rows(store, ref, "labels")]
-        prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, "train")}
+        prompts = {r["id"]: prompt_columns(r) for r in read_rows(store, problems, "train")}
         names = "labels " + ", ".join(ref.short for ref in labels)
         selected = select_per_prompt(rows, cfg.criteria, names)
         out_rows = selected_rows(selected, prompts, carried_fields(rows))

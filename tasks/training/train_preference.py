@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NONE
 
-from models.sft_data import tokenize_pair
+from models.sft_data import prompt_format, tokenize_pair
 from ray_cluster.connect import ensure_ray
 from ray_cluster.folders import RemoteFolder
 from ray_cluster.reward_scorer import ScoreRequest, score_on_ray
@@ -99,7 +99,7 @@ def reference_logprobs(name: str, preferences: ArtifactRef, reference: ArtifactR
         rows = read_rows(store, preferences, "pairs_train")
         ensure_ray(ctx.ray)
         logps = ray.get(ray.remote(_pair_logprobs).options(num_cpus=1).remote(
-            store.folder(reference), [(r["prompt"], r["chosen"], r["rejected"]) for r in rows], max_len))
+            store.folder(reference), rows, max_len))
         write_rows(out / "reference.parquet", [{"prompt_id": r["prompt_id"], "chosen_logp": c, "rejected_logp": j}
                                                for r, (c, j) in zip(rows, logps)])
         return {"pairs": len(rows)}
@@ -108,7 +108,8 @@ def reference_logprobs(name: str, preferences: ArtifactRef, reference: ArtifactR
                      {"preferences": preferences, "reference": reference}, compute)
 
 
-def _pair_logprobs(folder: RemoteFolder, pairs: list[tuple[str, str, str]], max_len: int) -> list[tuple]:
+def _pair_logprobs(folder: RemoteFolder, pairs: list[dict], max_len: int) -> list[tuple]:
+    """log π(chosen | prompt), log π(rejected | prompt) of each pair row, its prompt shown as in training."""
     import torch
 
     from models.losses import sequence_logprobs
@@ -121,7 +122,8 @@ def _pair_logprobs(folder: RemoteFolder, pairs: list[tuple[str, str, str]], max_
     with torch.no_grad():
         for start in range(0, len(pairs), 16):
             chunk = pairs[start: start + 16]
-            examples = [tokenize_pair(tok, p, c, max_len) for p, a, b in chunk for c in (a, b)]
+            examples = [tokenize_pair(tok, r["prompt"], r[side], max_len, **prompt_format(r))
+                        for r in chunk for side in ("chosen", "rejected")]
             batch = collate(examples, tok.pad_token_id)
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             logp = sequence_logprobs(logits, batch["input_ids"], batch["loss_mask"]).view(-1, 2)

@@ -122,7 +122,8 @@ def test_storage_is_unchanged_for_existing_tables(tmp_path):
 
 def test_empty_tables_keep_their_columns_and_whole_numbers_are_stored_as_floats(tmp_path):
     assert write_records(tmp_path / "groups.parquet", [], PREFERENCE_GROUPS) == 0
-    assert pq.read_table(tmp_path / "groups.parquet").schema.names == ["prompt_id", "prompt", "texts", "scores"]
+    assert pq.read_table(tmp_path / "groups.parquet").schema.names == ["prompt_id", "prompt", "texts", "scores",
+                                                                       "system", "chat_template"]
     group = {"prompt_id": "p", "prompt": "q", "texts": ["a", "b"], "scores": [1, 0]}
     write_records(tmp_path / "groups.parquet", [group], PREFERENCE_GROUPS)
     assert pq.read_table(tmp_path / "groups.parquet").schema.field("scores").type == pa.list_(pa.float64())

@@ -73,7 +73,7 @@ def test_selection_over_unit_test_labels_needs_no_calc_path():
     rows = [_unit_test_label("f", 0, False), _unit_test_label("f", 1, True), _unit_test_label("g", 0, True)]
     selected = select_per_prompt(rows, ["correct"])
     assert {pid: [r["sample_index"] for r in kept] for pid, kept in selected.items()} == {"f": [1], "g": [0]}
-    out = selected_rows(selected, {"f": "def f():\n", "g": "def g():\n"}, carried_fields(rows))
+    out = selected_rows(selected, {"f": {"prompt": "def f():\n"}, "g": {"prompt": "def g():\n"}}, carried_fields(rows))
     assert out[0] == {"prompt_id": "f", "prompt": "def f():\n", "completion": "    return 1\n", "model_id": "m",
                       "sample_index": 1}  # no calc_path column: the labels have none
 
