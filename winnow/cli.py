@@ -23,6 +23,7 @@ console = Console()
 
 
 def _flows() -> dict:
+    from flows.dpo import DPOFlowConfig, dpo
     from flows.evaluate_latest import EvaluateLatestConfig, evaluate_latest
     from flows.evaluation import EvaluateFlowConfig, evaluate
     from flows.generate import GenerateFlowConfig, generate
@@ -31,7 +32,7 @@ def _flows() -> dict:
     from flows.rrtf import RRTFConfig, rrtf
 
     return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate),
-            "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf),
+            "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf), "dpo": (DPOFlowConfig, dpo),
             "evaluate_latest": (EvaluateLatestConfig, evaluate_latest), "evaluate": (EvaluateFlowConfig, evaluate)}
 
 
@@ -152,7 +153,7 @@ def list_artifacts(
 
 @app.command()
 def report(
-    flow: Optional[str] = typer.Argument(None, help="only this flow's reports, e.g. rft, rrtf, reward_model"),
+    flow: Optional[str] = typer.Argument(None, help="only this flow's reports, e.g. rft, rrtf, reward_model, dpo"),
     store: str = typer.Option(os.environ.get(STORE_ENV, DEFAULT_STORE)),
     all_reports: bool = typer.Option(False, "--all", help="list every report instead of printing the newest"),
 ) -> None:

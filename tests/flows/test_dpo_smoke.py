@@ -1,0 +1,67 @@
+"""The DPO flow on a handful of problems: pairs are a correct and an incorrect sample of one problem, the
+reference log-probs are the SFT model's (DPO's first step sits at log 2), DPO lowers its loss, and the report
+scores both models."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from flows.config import ConfigError, load_config
+from flows.dpo import DPOFlowConfig, dpo
+from tasks.core.store import ArtifactStore
+from tasks.core.tables import read_rows
+
+
+@pytest.mark.slow
+def test_dpo_flow_pairs_reference_training_and_report(tmp_path, ray_local):
+    cfg = load_config(DPOFlowConfig, "dpo", "smoke", [f"store.url={tmp_path / 'store'}"])
+    result = dpo(cfg)
+    store = ArtifactStore(cfg.store)
+
+    # every pair: a correct (chosen) and an incorrect (rejected) sample of the same training problem
+    labels = store.lookup("label_rewards", next(m["key"] for m in store.list("label_rewards")
+                                                if m["config"]["split"] == "train"))
+    correct = {(r["prompt_id"], r["text"]): r["correct"] for r in read_rows(store, labels, "labels")}
+    pairs = read_rows(store, result.outputs["preferences"], "pairs_train")
+    assert pairs and all(correct[(p["prompt_id"], p["chosen"])] and not correct[(p["prompt_id"], p["rejected"])]
+                         for p in pairs)
+    assert store.manifest(result.outputs["preferences"])["metrics"]["pairs_test"] == 0  # heldout_fraction: 0
+
+    # reference log-probs of every training pair, row for row
+    reference = read_rows(store, result.outputs["reference"], "reference")
+    assert [r["prompt_id"] for r in reference] == [p["prompt_id"] for p in pairs]
+    assert all(r["chosen_logp"] < 0 and r["rejected_logp"] < 0 for r in reference)
+
+    # DPO starts from the reference itself, so its first loss is -log σ(0) = log 2; then it goes down
+    history = read_rows(store, result.outputs["dpo"], "metrics")
+    assert len(history) == cfg.dpo.optim.steps
+    assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-3)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["accuracy"] > 0.5  # the chosen sample's implicit reward beats the rejected one's
+    trained = store.manifest(result.outputs["dpo"])
+    assert trained["stage"] == "train_dpo" and trained["metrics"]["train_rows"] == len(pairs)
+
+    assert set(result.scores) == {"base", "dpo"} and "pass@1" in result.scores["dpo"]
+    report = (store.local_path(result.report) / "report.md").read_text()
+    n_test = cfg.data.n_test
+    for needle in (f"| base | pass@1 | {n_test} |", f"| dpo | pass@1 | {n_test} |", "## Preference data",
+                   "| train_dpo[dpo] |"):
+        assert needle in report
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sample.sampling.n=1", r"sample\.sampling\.n=1: a preference pair needs"),
+    ("sample.sampling.temperature=0", r"greedy decoding gives K identical completions"),
+    ("label.split=test", r"label\.split='test' but sample\.split='train'"),
+    ("preferences.split=test", r"preferences\.split='test' but sample\.split='train'"),
+])
+def test_settings_that_cannot_make_pairs_fail_at_config_time(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(DPOFlowConfig, "dpo", "smoke", [override])
+
+
+@pytest.mark.parametrize("name", ["default", "smoke"])
+def test_shipped_configs_train_dpo_from_the_sft_base(name):
+    cfg = load_config(DPOFlowConfig, "dpo", name)
+    assert cfg.dpo.optim.loss == "dpo" and cfg.sample.sampling.n >= 2 and cfg.preferences.heldout_fraction == 0
