@@ -16,7 +16,9 @@ from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.data.model_source import ModelConfig, import_model
 from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.data.prepare import TokenizerConfig, build_tokenizer
+from tasks.data.hf_source import DatasetConfig
 from tasks.data.prepare_code import CodeDataConfig, make_code_problems
+from tasks.data.prepare_dataset import load_dataset
 from tasks.selection.preferences import PreferenceConfig, make_preferences
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactRef
@@ -27,6 +29,9 @@ from tasks.training.train_preference import train_rrtf
 class RRTFConfig(FlowConfig):
     title: str = "RRTF on tiny-code"
     data: CodeDataConfig = CodeDataConfig()
+    dataset: DatasetConfig | None = Field(default=None, description="code problems with unit tests (answer_format: "
+                                          "tests): a built-in (humaneval, humaneval_half) or your files, instead "
+                                          "of tiny-code")
     tokenizer: TokenizerConfig = TokenizerConfig()
     base_sft: SFTConfig = SFTConfig()
     model: ModelConfig | None = Field(default=None, description="a pretrained model to start from; None: a tiny "
@@ -52,7 +57,7 @@ def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) ->
 @flow(name="rrtf", log_prints=True)
 def rrtf(cfg: RRTFConfig) -> FlowResult:
     ctx = start_run(cfg)
-    problems = make_code_problems(cfg.data, ctx)
+    problems = load_dataset(cfg.dataset, ctx) if cfg.dataset else make_code_problems(cfg.data, ctx)
     tokenizer, base = initial_policy(cfg, problems, ctx)
     samples = sample_completions("rrtf", problems, {"base": base}, cfg.sample, ctx)
     tested = label_rewards("rrtf", samples, problems, cfg.label, ctx)

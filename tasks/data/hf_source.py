@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.registry import Registry
 from tasks.data.prompting import PromptConfig, TemplateError, presentation, user_message
-from tasks.labelling.answers import extract_boxed, extract_final_answer
+from tasks.data.answer_formats import ANSWER_FORMATS, BadRow, RowReader
 
 # name -> () -> the config fields of a dataset that ships in a package (../shared/DATA.md); resolved when a
 # config names it (`dataset: {builtin: gsm8k, limit_test: 100}`), so a missing package fails at load time
@@ -67,6 +67,19 @@ def _svamp() -> dict:
             "prompt": {"template": "{Body} {question}\n{instruction}"}}
 
 
+def _humaneval(train_fraction: float | None) -> dict:
+    from tasks.data.humaneval import humaneval_file
+
+    # 164 problems and no train split: an evaluation set, or a seeded cut for training on part of it (RRTF)
+    files = {"train": [str(humaneval_file())], "test_fraction": 1 - train_fraction} if train_fraction else \
+        {"test": [str(humaneval_file())]}
+    return {"format": "json", **files, "answer_format": "tests",
+            "columns": {"id": "task_id", "question": "prompt", "solution": "canonical_solution", "test": "test",
+                        "entry_point": "entry_point"}, "prompt": {"chat_template": False}}
+
+
+BUILTIN_DATASETS["humaneval"] = lambda: _humaneval(None)
+BUILTIN_DATASETS["humaneval_half"] = lambda: _humaneval(0.5)
 BUILTIN_DATASETS["gsm8k"] = _gsm8k
 BUILTIN_DATASETS["math"] = _math
 BUILTIN_DATASETS["math500"] = _math500
@@ -83,6 +96,8 @@ class Columns(BaseModel):
     question: str = Field(default="question", description="the problem text the prompt is made from")
     solution: str | None = Field(default="answer", description="reference worked solution (SFT target)")
     final: str | None = Field(default=None, description="reference final answer; None: extracted from solution")
+    test: str | None = Field(default=None, description="code: the unit-test program (answer_format: tests)")
+    entry_point: str | None = Field(default=None, description="code: the function the tests call")
     extra: dict[str, str] = Field(default_factory=dict, description="problem field -> column, copied as is "
                                   "(e.g. MATH's level and subject, for per-group scores: eval.breakdown)")
 
@@ -97,9 +112,9 @@ class DatasetConfig(BaseModel):
     test: list[str] = Field(default_factory=list, description="files of the test split; empty: split train")
     storage_options: dict = Field(default_factory=dict, description="fsspec options for remote files")
     columns: Columns = Columns()
-    answer_format: Literal["gsm8k", "boxed", "field"] = Field(
-        default="gsm8k", description="how the reference answer is found: `#### x` or \\boxed{x} in the solution, "
-        "or the `final` column as is")
+    answer_format: str = Field(default="gsm8k", description="how the reference answer is found (ANSWER_FORMATS): "
+                               "gsm8k `#### x` / boxed \\boxed{x} in the solution, field: columns.final as is, "
+                               "tests: unit tests (code)")
     instruction: str = Field(default="", description="appended to the question on its own line in the prompt "
                              "(a template names it as {instruction})")
     prompt: PromptConfig = Field(default=PromptConfig(), description="template, k-shot, system prompt, chat "
@@ -125,20 +140,13 @@ class DatasetConfig(BaseModel):
     def _consistent(self):
         if not self.train and not self.test:
             raise ValueError("train / test: at least one file is needed (test only: an evaluation set)")
-        if self.answer_format == "field" and self.columns.final is None:
-            raise ValueError("answer_format=field needs columns.final (the column holding the final answer)")
-        if self.columns.final is None and self.columns.solution is None:
+        answer = ANSWER_FORMATS.lookup(self.answer_format)
+        for setting in answer.needs:
+            if getattr(self.columns, setting) is None:
+                raise ValueError(f"answer_format={self.answer_format} needs columns.{setting} ({answer.description})")
+        if not answer.needs and self.columns.final is None and self.columns.solution is None:
             raise ValueError("columns: give a solution column, a final-answer column, or both")
         return self
-
-
-class BadRow(ValueError):
-    """A row that cannot become a problem: names the file, the row (0-based, as `datasets` counts) and field."""
-
-    def __init__(self, where: str, row: int | None, field: str | None, why: str):
-        at = f"{where}" + (f", row {row}" if row is not None else "") + (f", field {field!r}" if field else "")
-        super().__init__(f"{at}: {why}")
-        self.where, self.row, self.field, self.why = where, row, field, why
 
 
 def read_file(path: str, cfg: DatasetConfig) -> list[dict]:
@@ -185,51 +193,27 @@ def _diagnose(path: str, cfg: DatasetConfig, exc: Exception) -> BadRow:
 
 
 def to_problem(raw: dict, index: int, split: str, where: str, cfg: DatasetConfig) -> dict:
-    """One row as a problem (id, question, answer, final, prompt, completion), or BadRow naming the field."""
-    cols = cfg.columns
-    question = _text(raw, cols.question, "columns.question", index, where)
-    solution = _text(raw, cols.solution, "columns.solution", index, where) if cols.solution else None
-    if cfg.answer_format == "field":
-        final = raw.get(cols.final)
-        final = _number(final) if isinstance(final, (int, float)) and not isinstance(final, bool) \
-            else _text(raw, cols.final, "columns.final", index, where)
-    else:
-        source = solution if cols.final is None else _text(raw, cols.final, "columns.final", index, where)
-        final = (extract_final_answer if cfg.answer_format == "gsm8k" else extract_boxed)(source)
-        if final is None:
-            wanted = "'#### <answer>' line" if cfg.answer_format == "gsm8k" else "\\boxed{...} answer"
-            raise BadRow(where, index, cols.final or cols.solution, f"has no {wanted} (answer_format={cfg.answer_format})")
+    """One row as a problem (id, question, answer, prompt, completion and the answer format's reference fields:
+    `final` for math, `test`/`entry_point` for code), or BadRow naming the field."""
+    cols, row = cfg.columns, RowReader(raw, index, where)
+    question = row.text(cols.question, "columns.question")
+    solution = row.text(cols.solution, "columns.solution") if cols.solution else None
+    reference = ANSWER_FORMATS.lookup(cfg.answer_format).reference(row, cols, solution)
     row_id = str(raw[cols.id]) if cols.id and raw.get(cols.id) is not None else f"{cfg.name}-{split}-{index:05d}"
     extra = {}
     for field, column in cols.extra.items():
         if column not in raw:
             raise BadRow(where, index, column, f"column missing (columns.extra.{field}); the data has {sorted(raw)}")
         extra[field] = raw[column]
-    fields = raw | extra | {"question": question, "instruction": cfg.instruction, "solution": solution or "",
-                            "final": final}
+    fields = raw | extra | reference | {"question": question, "instruction": cfg.instruction,
+                                        "solution": solution or ""}
     try:
         prompt = user_message(fields, cfg.prompt)
     except TemplateError as exc:
         raise BadRow(where, index, "prompt.template", str(exc)) from None
-    return extra | {"id": row_id, "question": question, "answer": solution if solution is not None else final,
-                    "final": final, "prompt": prompt, "completion": solution if solution is not None else final
-                    } | presentation(cfg.prompt)
-
-
-def _number(value: int | float) -> str:
-    # MAWPS stores 14 as 14.0; the reference answer is written as a person would write it
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _text(raw: dict, column: str, setting: str, index: int, where: str) -> str:
-    if column not in raw:
-        raise BadRow(where, index, column, f"column missing ({setting}); the data has {sorted(raw)}")
-    value = raw[column]
-    if not isinstance(value, str) or not value.strip():
-        # `datasets` gives a key some rows lack as None
-        got = "empty" if isinstance(value, str) else "missing" if value is None else f"a {type(value).__name__}"
-        raise BadRow(where, index, column, f"is {got}, expected non-empty text ({setting})")
-    return value
+    written = solution if solution is not None else reference.get("final")
+    return extra | {"id": row_id, "question": question, "answer": written, "prompt": prompt,
+                    "completion": written} | reference | presentation(cfg.prompt)
 
 
 def normalised(question: str) -> str:

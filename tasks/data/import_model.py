@@ -13,6 +13,7 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.data.packaged import package_file
+from tasks.data.pad_token import ensure_distinct_pad
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 
@@ -43,7 +44,8 @@ def import_gguf_model(cfg: GGUFModelConfig, ctx: StageContext) -> ArtifactRef:
         fresh.to(getattr(torch, cfg.dtype)).save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
         return {"parameters": sum(p.numel() for p in fresh.parameters()), "source": str(gguf),
-                "architecture": type(fresh).__name__, "has_chat_template": bool(tokenizer.chat_template)}
+                "architecture": type(fresh).__name__, "has_chat_template": bool(tokenizer.chat_template)
+                } | ensure_distinct_pad(out)
 
     return run_stage(ctx, "import_gguf_model", cfg, {}, compute,
                      reads={"gguf": str(package_file(cfg.package, cfg.file))})

@@ -21,6 +21,7 @@ from ray_cluster.model_inputs import ModelFolderError, check_causal_lm, read_mod
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.data.import_model import GGUFModelConfig, import_gguf_model
+from tasks.data.pad_token import ensure_distinct_pad
 
 
 class ModelSourceError(ValueError):
@@ -122,8 +123,9 @@ def import_model(name: str, cfg: ModelConfig, ctx: StageContext) -> ArtifactRef:
         if copy != out:
             resave_as(copy, out, cfg.dtype)
             shutil.rmtree(copy)
+        pad = ensure_distinct_pad(out)
         config = read_model_config(fsspec.filesystem("file"), str(out))
         return {"source": cfg.hub or cfg.path, "files": sorted(p.name for p in out.iterdir()),
-                "dtype": config.get("dtype") or config.get("torch_dtype")}
+                "dtype": config.get("dtype") or config.get("torch_dtype")} | pad
 
     return run_stage(ctx, "import_model", cfg, {}, compute, reads={"model": (source, options)})

@@ -1,8 +1,8 @@
-"""Code problems with unit tests, as train / test tables (id, prompt, completion, test, entry_point): the
-embedded tiny-code task, or HumanEval (split in two halves by a seeded shuffle, since it has no train split)."""
+"""Generated code problems with unit tests, as train / test tables (id, prompt, completion, test, entry_point):
+the embedded tiny-code task. Code datasets read from files — HumanEval (built-ins `humaneval`, `humaneval_half`)
+or your own — go through tasks/data/prepare_dataset.py with `answer_format: tests`."""
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,8 +25,6 @@ class CodeDataConfig(BaseModel):
     seed: int = 0
     n_train: int = Field(default=400, ge=1, description="tiny_code: problems to train on")
     n_test: int = Field(default=150, ge=1, description="tiny_code: held-out problems")
-    humaneval_train_fraction: float = Field(default=0.5, gt=0, lt=1,
-                                            description="humaneval: share of the 164 problems used for training")
 
     @field_validator("source")
     @classmethod
@@ -53,24 +51,7 @@ def _tiny_code(cfg: CodeDataConfig) -> tuple[list[dict], list[dict]]:
     return generate_tiny_code(cfg.seed, cfg.n_train, cfg.n_test)
 
 
-def _humaneval(cfg: CodeDataConfig) -> tuple[list[dict], list[dict]]:
-    """HumanEval has no train split: a seeded shuffle cut in two."""
-    from tasks.data.humaneval import read_humaneval
-
-    rows = read_humaneval()
-    random.Random(cfg.seed).shuffle(rows)
-    cut = round(len(rows) * cfg.humaneval_train_fraction)
-    return rows[:cut], rows[cut:]
-
-
-def _humaneval_files() -> dict[str, str]:
-    from tasks.data.humaneval import humaneval_file
-
-    return {"humaneval": str(humaneval_file())}
-
-
 CODE_SOURCES["tiny_code"] = CodeSource(_tiny_code)
-CODE_SOURCES["humaneval"] = CodeSource(_humaneval, _humaneval_files)
 
 
 @task(name="make_code_problems", retries=1, cache_policy=NONE)

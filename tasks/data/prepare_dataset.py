@@ -9,11 +9,11 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NONE
 
-from tasks.core.records import MATH_PROBLEMS
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import write_records
-from tasks.data.hf_source import BadRow, DatasetConfig, normalised, read_file, to_problem
+from tasks.data.answer_formats import ANSWER_FORMATS, BadRow
+from tasks.data.hf_source import DatasetConfig, normalised, read_file, to_problem
 from tasks.data.prompting import add_shots
 
 
@@ -43,7 +43,10 @@ def _check_ids(rows: list[dict], split: str) -> None:
 
 @task(name="load_dataset", retries=1, cache_policy=NONE, task_run_name="load_dataset[{cfg.name}]")
 def load_dataset(cfg: DatasetConfig, ctx: StageContext) -> ArtifactRef:
-    """train.parquet / test.parquet of math problems (id, question, answer, final, prompt, completion)."""
+    """train.parquet / test.parquet of problems (id, question, answer, prompt, completion, and the reference
+    fields of the answer format: `final`, or `test` and `entry_point`)."""
+
+    schema = ANSWER_FORMATS.lookup(cfg.answer_format).schema  # math or code problems
 
     def compute(out: Path) -> dict:
         skipped: Counter = Counter()
@@ -59,8 +62,8 @@ def load_dataset(cfg: DatasetConfig, ctx: StageContext) -> ArtifactRef:
             if not rows and getattr(cfg, split):  # an evaluation set has no train files: an empty train table
                 raise BadRow(f"dataset {cfg.name!r}", None, None, f"the {split} split has no usable rows")
         return {"source": {"format": cfg.format, "train": cfg.train, "test": cfg.test},
-                "train_rows": write_records(out / "train.parquet", train, MATH_PROBLEMS),
-                "test_rows": write_records(out / "test.parquet", test, MATH_PROBLEMS),
+                "train_rows": write_records(out / "train.parquet", train, schema),
+                "test_rows": write_records(out / "test.parquet", test, schema),
                 "skipped_rows": sum(skipped.values()), "skipped": dict(skipped),
                 "train_dropped_overlap": overlap, "example_prompt": (test or train)[0]["prompt"] if test or train
                 else None}

@@ -9,7 +9,7 @@ import re
 from math_verify import parse, verify
 
 _FINAL = re.compile(r"####([^\n]*)")
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOXED_ANY = re.compile(r"\\(?:boxed|fbox)(?:\s*\{|\s+([^\s{}$]+))")
 _THE_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is:?\s*(.+?)\s*(?:\.\s*)?$", re.MULTILINE)
 _CALC = re.compile(r"<<([^<>]*)>>")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -28,11 +28,15 @@ def extract_final_answer(text: str) -> str | None:
 
 
 def extract_boxed(text: str) -> str | None:
-    """The contents of the last `\\boxed{...}` (or `\\fbox{...}`), braces balanced; None when there is none."""
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    if not starts:
+    """The contents of the last `\\boxed{...}` (or `\\fbox{...}`), braces balanced, or of a brace-less
+    `\\boxed 2` (MATH writes a few answers so); None when there is none."""
+    found = list(_BOXED_ANY.finditer(text))
+    if not found:
         return None
-    depth, start = 1, starts[-1]
+    last = found[-1]
+    if last.group(1) is not None:  # `\boxed 2`: the one token after it
+        return last.group(1)
+    depth, start = 1, last.end()
     for index in range(start, len(text)):
         depth += {"{": 1, "}": -1}.get(text[index], 0)
         if depth == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from tasks.labelling.label_math import extract_program
 from tasks.labelling.labellers import LabelOptions, register_labeller, require_field
 from tasks.labelling.sandbox import run_sandboxed
 
@@ -14,14 +15,18 @@ _TEST_STATUS = {"ok": "pass", "timeout": "timeout", "memory": "error", "output_l
 
 
 def unit_test_program(completion: str, problem: dict) -> str:
-    """HumanEval's harness: prompt + completion, then the tests, then `check(entry_point)`. A completion that
-    restates the whole function works too (it redefines the prompt's docstring-only function)."""
-    prompt = require_field(problem, "prompt")
+    """HumanEval's harness: the code prompt + completion, then the tests, then `check(entry_point)`. A completion
+    that restates the whole function works too (it redefines the prompt's docstring-only function), and so does
+    a chat model's fenced code block. The code prompt is the problem's `question` where the prompt was rendered
+    from it (a template or k-shot examples around the code), else the prompt itself."""
+    code_prompt = problem.get("question") or require_field(problem, "prompt")
     tests = require_field(problem, "test")
     entry_point = require_field(problem, "entry_point")
     if not completion.strip():
         raise ValueError("empty program")
-    return f"{prompt}{completion}\n\n{tests}\n\ncheck({entry_point})\n"
+    fenced = extract_program(completion)
+    body = completion if fenced is None else f"\n{fenced}"
+    return f"{code_prompt}{body}\n\n{tests}\n\ncheck({entry_point})\n"
 
 
 # besides the core label columns (`status`: pass / fail / timeout / error, `error`: what the sandbox reported)

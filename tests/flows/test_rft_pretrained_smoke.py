@@ -1,6 +1,7 @@
 """RFT on a pretrained model and the user's data, as the paper runs it: SFT the pretrained model on the written
 solutions → sample → label → select → SFT the *pretrained* model on original + selected → evaluate; here a tiny
-random Llama with GPT-2's real BPE tokenizer, in a local folder, and a JSONL dataset."""
+random Llama with GPT-2's real BPE tokenizer and a JSONL dataset, both read from S3 (a moto server over HTTP;
+tests/flows/test_evaluate_smoke.py reads them from local files)."""
 from __future__ import annotations
 
 import json
@@ -15,15 +16,21 @@ from tasks.core.store import ArtifactStore
 pytestmark = pytest.mark.slow
 
 
-def test_rft_on_a_pretrained_folder_and_a_jsonl_dataset(tmp_path, ray_local):
-    model = tiny_llama_folder(tmp_path / "src")
-    data = tmp_path / "mine.jsonl"
-    data.write_text("".join(json.dumps({"q": f"Sam has {n} pens and gets {n + 2} more. How many now?",
-                                        "a": f"{n}+{n + 2}=<<{n}+{n + 2}={2 * n + 2}>>{2 * n + 2}\n#### {2 * n + 2}"})
-                            + "\n" for n in range(16)))
-    dataset = {"name": "mine", "format": "json", "train": [str(data)], "test_fraction": 0.25,
-               "columns": {"question": "q", "solution": "a"}}
-    cfg = load_config(RFTConfig, "rft", "smoke", [f"store.url={tmp_path / 'store'}", f"model.path={model}",
+def test_rft_on_a_pretrained_folder_and_a_jsonl_dataset_on_s3(tmp_path, ray_local, s3_store_spec):
+    import fsspec
+
+    options = s3_store_spec.storage_options
+    bucket = s3_store_spec.url.removeprefix("s3://").split("/")[0]
+    s3 = fsspec.filesystem("s3", **options)
+    s3.put(str(tiny_llama_folder(tmp_path / "src")) + "/", f"{bucket}/models/tiny/", recursive=True)
+    with s3.open(f"{bucket}/data/mine.jsonl", "w") as fh:
+        fh.write("".join(json.dumps({"q": f"Sam has {n} pens and gets {n + 2} more. How many now?",
+                                     "a": f"{n}+{n + 2}=<<{n}+{n + 2}={2 * n + 2}>>{2 * n + 2}\n#### {2 * n + 2}"})
+                         + "\n" for n in range(16)))
+    dataset = {"name": "mine", "format": "json", "train": [f"s3://{bucket}/data/mine.jsonl"], "test_fraction": 0.25,
+               "columns": {"question": "q", "solution": "a"}, "storage_options": options}
+    model = {"path": f"s3://{bucket}/models/tiny", "storage_options": options}
+    cfg = load_config(RFTConfig, "rft", "smoke", [f"store.url={tmp_path / 'store'}", f"model={json.dumps(model)}",
                                                   f"dataset={json.dumps(dataset)}", "sample.sampling.calculator=false",
                                                   "eval.maj=null"])
     result = rft(cfg)

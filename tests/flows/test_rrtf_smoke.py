@@ -33,4 +33,4 @@ def test_rrtf_flow_end_to_end(tmp_path, ray_local):
 
 def test_humaneval_config_is_valid():
     cfg = load_config(RRTFConfig, "rrtf", "humaneval")
-    assert cfg.data.source == "humaneval" and cfg.model.gguf is not None and cfg.label.labellers[0].name == "unit_tests"
+    assert cfg.dataset.answer_format == "tests" and cfg.model.gguf is not None and cfg.label.labellers[0].name == "unit_tests"

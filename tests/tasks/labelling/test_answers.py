@@ -63,3 +63,16 @@ def test_calc_path_grounded_needs_every_operand_stated_or_computed():
     assert not calc_path_grounded(["3*3=9", "9+19=28"], question)  # 19 comes from nowhere
     assert not calc_path_grounded(["5+3=8"], question)
     assert calc_path_grounded([], question)
+
+
+@pytest.mark.parametrize("text, expected", [
+    (r"so $\boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+    (r"first \boxed{1}, then \fbox{x^{2}}", "x^{2}"),
+    (r"our answer is $\boxed 2$.", "2"),  # MATH train writes a few answers without braces
+    (r"\boxed{unbalanced", None),
+    ("no box", None),
+])
+def test_extract_boxed(text, expected):
+    from tasks.labelling.answers import extract_boxed
+
+    assert extract_boxed(text) == expected

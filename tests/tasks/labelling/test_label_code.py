@@ -70,3 +70,14 @@ def test_malformed_problem_or_empty_program_is_a_clear_error():
         label_unit_tests("    return 1\n", {k: v for k, v in PROBLEM.items() if k != "test"}, OPTIONS)
     with pytest.raises(ValueError, match="empty program"):
         label_unit_tests("  \n", PROBLEM, OPTIONS)
+
+
+def test_a_chat_models_fenced_function_and_a_templated_prompt_are_run_against_the_code_prompt():
+    """With a template around the code (an instruction, k-shot), the harness prefixes the problem's code prompt
+    (`question`), not the rendered prompt; a fenced block restating the function is its program."""
+    problem = {"question": "def add(a, b):\n    \"\"\"Sum.\"\"\"\n", "prompt": "Complete this:\ndef add(a, b): ...",
+               "test": "def check(f):\n    assert f(2, 3) == 5\n", "entry_point": "add"}
+    fenced = "Here it is:\n```python\ndef add(a, b):\n    return a + b\n```\nDone."
+    assert label_unit_tests(fenced, problem, OPTIONS)["status"] == "pass"
+    assert label_unit_tests("    return a + b\n", problem, OPTIONS)["status"] == "pass"
+    assert label_unit_tests("    return a - b\n", problem, OPTIONS)["status"] == "fail"
