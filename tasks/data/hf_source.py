@@ -107,9 +107,15 @@ class DatasetConfig(BaseModel):
     builtin: str | None = Field(default=None, description="a packaged dataset (BUILTIN_DATASETS) whose files, "
                                 "columns and answer format are the defaults of the other fields")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="short name, used in row ids")
-    format: Literal["json", "parquet", "csv", "arrow"] = Field(description="file format (JSONL is json)")
-    train: list[str] = Field(default_factory=list, description="files or fsspec URLs of the training split")
+    format: Literal["json", "parquet", "csv", "arrow", "hub"] = Field(
+        description="file format (JSONL is json), or hub: a dataset on the HF hub (train / test name its splits)")
+    train: list[str] = Field(default_factory=list, description="files or fsspec URLs of the training split "
+                             "(format hub: split names, e.g. [train])")
     test: list[str] = Field(default_factory=list, description="files of the test split; empty: split train")
+    hub: str | None = Field(default=None, description="format hub: the dataset id, e.g. openai/gsm8k")
+    hub_config: str | None = Field(default=None, description="format hub: the dataset's config name, e.g. main")
+    revision: str | None = Field(default=None, description="format hub: a commit / tag, pinned into the cache key "
+                                 "(without one the first import is reused)")
     storage_options: dict = Field(default_factory=dict, description="fsspec options for remote files")
     columns: Columns = Columns()
     answer_format: str = Field(default="gsm8k", description="how the reference answer is found (ANSWER_FORMATS): "
@@ -140,6 +146,8 @@ class DatasetConfig(BaseModel):
     def _consistent(self):
         if not self.train and not self.test:
             raise ValueError("train / test: at least one file is needed (test only: an evaluation set)")
+        if (self.format == "hub") != (self.hub is not None):
+            raise ValueError("format: hub and hub: <dataset id> go together")
         answer = ANSWER_FORMATS.lookup(self.answer_format)
         for setting in answer.needs:
             if getattr(self.columns, setting) is None:
@@ -149,10 +157,26 @@ class DatasetConfig(BaseModel):
         return self
 
 
+def read_hub_split(split: str, cfg: DatasetConfig) -> list[dict]:
+    """One split of a hub dataset, where the hub (or the local datasets cache) can be reached; else a fast error
+    saying what to pass instead."""
+    import datasets
+
+    where = f"dataset.hub={cfg.hub!r}" + (f" ({cfg.hub_config})" if cfg.hub_config else "") + f", split {split!r}"
+    try:
+        return list(datasets.load_dataset(cfg.hub, cfg.hub_config, split=split, revision=cfg.revision))
+    except Exception as exc:  # offline: ConnectionError / "couldn't find ... on the Hub"; no retry loop
+        raise BadRow(where, None, None, f"could not be loaded ({type(exc).__name__}: {str(exc)[:200]}); where the "
+                     "hub cannot be reached, pass the dataset's files (format: json / parquet / csv / arrow with "
+                     "train: [...] / test: [...], local or s3://) or a built-in") from None
+
+
 def read_file(path: str, cfg: DatasetConfig) -> list[dict]:
     """Rows of one file, read by `datasets`; a file it cannot parse is diagnosed down to the line."""
     import datasets
 
+    if cfg.format == "hub":
+        return read_hub_split(path, cfg)
     remote = "://" in path and not path.startswith("file://")
     try:
         # offline, `datasets` refuses remote files unless streamed (shared/STACK.md); a fresh options dict each

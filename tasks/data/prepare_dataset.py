@@ -68,8 +68,9 @@ def load_dataset(cfg: DatasetConfig, ctx: StageContext) -> ArtifactRef:
                 "train_dropped_overlap": overlap, "example_prompt": (test or train)[0]["prompt"] if test or train
                 else None}
 
+    # file contents join the key; a hub dataset is keyed by its id, config and pinned revision (in cfg)
     reads = {f"{split}{i}": (path, cfg.storage_options) for split in ("train", "test")
-             for i, path in enumerate(getattr(cfg, split))}
+             for i, path in enumerate(getattr(cfg, split))} if cfg.format != "hub" else None
     return run_stage(ctx, "load_dataset", cfg, {}, compute, reads=reads)
 
 

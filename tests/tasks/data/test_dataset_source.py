@@ -191,3 +191,21 @@ def test_a_code_dataset_with_a_column_mapping_and_a_missing_test(tmp_path):
     assert first["test"].startswith("def check") and first["entry_point"] == "f0" and "final" not in first
     with pytest.raises(ValueError, match="answer_format=tests needs columns.test"):
         DatasetConfig(name="code", format="json", test=[path], answer_format="tests")
+
+
+def test_an_unreachable_hub_dataset_fails_fast_saying_what_to_pass(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    cfg = DatasetConfig(name="gsm", format="hub", hub="openai/gsm8k", hub_config="main", train=["train"],
+                        test=["test"])
+    ctx = StageContext(store=StoreSpec(url=str(tmp_path / "store")), show_progress=False)
+    started = time.time()
+    with pytest.raises(BadRow, match=r"dataset.hub='openai/gsm8k' \(main\), split 'train': could not be loaded.*"
+                                     r"pass the dataset's files"):
+        load_dataset.fn(cfg, ctx)
+    assert time.time() - started < 30  # no retry loop
+    with pytest.raises(ValueError, match="format: hub and hub: <dataset id> go together"):
+        DatasetConfig(name="gsm", format="hub", train=["train"])
