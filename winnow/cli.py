@@ -183,5 +183,52 @@ def report(
         console.print(fh.read())
 
 
+store_app = typer.Typer(no_args_is_help=True, help="Check and clean the artifact store.")
+app.add_typer(store_app, name="store")
+
+
+def _store(url: str):
+    from tasks.core.store import ArtifactStore, StoreSpec
+
+    return ArtifactStore(StoreSpec(url=url))
+
+
+@store_app.command("verify")
+def store_verify(
+    store: str = typer.Option(os.environ.get(STORE_ENV, DEFAULT_STORE), help="store URL"),
+    stage: Optional[str] = typer.Option(None, help="only this stage's artifacts"),
+    quarantine: bool = typer.Option(False, help="set bad artifacts aside so the next run recomputes them"),
+) -> None:
+    """Re-hash every committed artifact against its manifest; exit 1 when any is bad."""
+    from tasks.core.store_maintenance import verify
+
+    findings = verify(_store(store), stage, quarantine)
+    bad = [f for f in findings if f.problem]
+    table = Table("stage", "key", "problem", "quarantined")
+    for f in bad:
+        table.add_row(f.stage, f.key[:12], f.problem, "yes" if f.quarantined else "no")
+    if bad:
+        console.print(table)
+    console.print(f"{len(findings)} artifacts checked, {len(bad)} bad")
+    raise typer.Exit(1 if bad else 0)
+
+
+@store_app.command("gc")
+def store_gc(
+    store: str = typer.Option(os.environ.get(STORE_ENV, DEFAULT_STORE), help="store URL"),
+    dry_run: bool = typer.Option(True, "--dry-run/--delete", help="list only (default), or delete"),
+    grace_hours: float = typer.Option(1.0, help="keep anything written more recently (a run may be using it)"),
+) -> None:
+    """Remove data folders no manifest names (crashed attempts) and parts of stages that have committed."""
+    from tasks.core.store_maintenance import collect_garbage
+
+    garbage = collect_garbage(_store(store), dry_run, grace_hours * 3600)
+    for path in garbage.paths:
+        console.print(("would remove " if dry_run else "removed ") + path)
+    console.print(f"{len(garbage.paths)} paths, {garbage.bytes / 2**20:.1f} MiB"
+                  + (" (dry run: --delete to remove)" if dry_run else "") +
+                  (f"; {garbage.kept_young} younger than the grace period kept" if garbage.kept_young else ""))
+
+
 if __name__ == "__main__":
     app()

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 
 from tasks.core.code_version import code_version, import_closure, location_hash
+from tasks.core.lease import StageLease
 from tasks.core.lineage import record
 from tasks.core.store import ArtifactRef, ArtifactStore, StoreSpec
 from ray_cluster.connect import RayConfig
@@ -37,6 +38,8 @@ class StageContext(BaseModel):
     run_id: str = "adhoc"
     show_progress: bool = True
     started_at: float = 0.0  # when the run started (epoch seconds)
+    # a stage key another live run is computing: wait this long for it (None: as long as it is alive), then refuse
+    lease_wait_s: float | None = None
 
     def open_store(self) -> ArtifactStore:
         return ArtifactStore(self.store)
@@ -113,6 +116,23 @@ def run_stage(
         console.print(f"[green]reused[/] {stage} ({found.short})")
         record(ctx.run_id, found, reused=True)
         return found
+    with StageLease(store, stage, key, ctx.run_id, wait_s=ctx.lease_wait_s) as lease:
+        if lease.waited_s:  # another run held it: it has probably committed what we were about to compute
+            found = store.lookup(stage, key)
+            if found is not None:
+                console.print(f"[green]reused[/] {stage} ({found.short}) after waiting {lease.waited_s:.0f} s")
+                record(ctx.run_id, found, reused=True)
+                return found
+        ref, manifest = _compute_and_commit(ctx, store, stage, key, cfg, inputs, compute, resumable, closure,
+                                            version, where, read_hashes, console)
+    console.print(f"[green]done[/] {stage} in {manifest['timings']['wall_s']:.1f}s ({ref.short})")
+    record(ctx.run_id, ref, reused=False)
+    return ref
+
+
+def _compute_and_commit(ctx, store, stage, key, cfg, inputs, compute, resumable, closure, version, where,
+                        read_hashes, console) -> tuple[ArtifactRef, dict]:
+    """The stage's work under its lease: compute into a scratch folder, commit, drop the parts."""
     console.print(f"[cyan]running[/] {stage} ({stage}/{key[:12]})")
     work = Path(tempfile.mkdtemp(prefix=f"winnow-{stage}-"))
     try:
@@ -136,9 +156,7 @@ def run_stage(
             store.drop_parts(stage, key)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    console.print(f"[green]done[/] {stage} in {manifest['timings']['wall_s']:.1f}s ({ref.short})")
-    record(ctx.run_id, ref, reused=False)
-    return ref
+    return ref, manifest
 
 
 def _plain(cfg: Any) -> Any:

@@ -58,3 +58,24 @@ def test_bad_config_files_and_overrides_get_one_line_errors(tmp_path):
         text = " ".join(result.output.split())  # rich wraps long lines
         assert result.exit_code == 2 and needle in text, result.output
         assert "Traceback" not in result.output
+
+
+def test_store_verify_and_gc_from_the_command_line(tmp_path):
+    from tasks.core.store import ArtifactStore, StoreSpec
+
+    store = ArtifactStore(StoreSpec(url=str(tmp_path / "s")))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.txt").write_text("x")
+    ref = store.commit("stage", "abc123", tmp_path / "d", {"metrics": {}, "timings": {"wall_s": 1.0}})
+    ok = CliRunner().invoke(app, ["store", "verify", "--store", str(tmp_path / "s")])
+    assert ok.exit_code == 0 and "1 artifacts checked, 0 bad" in ok.output
+    (tmp_path / "s" / "artifacts" / "stage" / "abc123" / ref.uri.rsplit("/", 1)[-1] / "x.txt").write_text("y")
+    bad = CliRunner().invoke(app, ["store", "verify", "--store", str(tmp_path / "s"), "--quarantine"])
+    assert bad.exit_code == 1 and "1 bad" in bad.output and store.lookup("stage", "abc123") is None
+    (tmp_path / "s" / "artifacts" / "stage" / "abc123" / "data-orphan").mkdir()
+    (tmp_path / "s" / "artifacts" / "stage" / "abc123" / "data-orphan" / "f").write_text("zz")
+    dry = CliRunner().invoke(app, ["store", "gc", "--store", str(tmp_path / "s"), "--grace-hours", "0"])
+    assert dry.exit_code == 0 and "would remove" in dry.output and "data-orphan" in dry.output
+    assert (tmp_path / "s" / "artifacts" / "stage" / "abc123" / "data-orphan").exists()
+    CliRunner().invoke(app, ["store", "gc", "--store", str(tmp_path / "s"), "--grace-hours", "0", "--delete"])
+    assert not (tmp_path / "s" / "artifacts" / "stage" / "abc123" / "data-orphan").exists()
