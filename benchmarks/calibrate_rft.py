@@ -91,12 +91,13 @@ def _generate(model_dir: Path, rows: list[dict], n: int, temperature: float, v: 
 def _evaluate(folders: dict[str, Path], test: list[dict], v: Variant, device_batch: int) -> dict:
     """Greedy pass@1 of each model on the held-out split, with its 95% Wilson interval."""
     from tasks.evaluation.intervals import wilson_ci95
-    from tasks.labelling.label import label_math_answer
+    from tasks.labelling.label_math import label_math_answer
+    from tasks.labelling.labellers import LabelOptions
 
     by_id, out = {r["id"]: r for r in test}, {}
     for name, folder in folders.items():
         records = _generate(folder, test, 1, 0.0, v, device_batch)
-        hits = sum(label_math_answer(c.text, by_id[c.prompt_id])["correct"] for c in records)
+        hits = sum(label_math_answer(c.text, by_id[c.prompt_id], LabelOptions())["correct"] for c in records)
         out[f"{name}_acc"] = round(hits / len(test), 4)
         out[f"{name}_ci95"] = [round(x, 4) for x in wilson_ci95(hits, len(test))]
     return out
@@ -111,7 +112,8 @@ def run_variant(v: Variant) -> dict:
     from models.tiny_llama import ModelSize, build_tiny_llama, load_model_folder, save_model_folder
     from models.tokenizer import build_digit_tokenizer
     from tasks.data.tiny_arith import TinyArithSpec, generate_problems, to_completion, to_prompt
-    from tasks.labelling.label import label_math_answer
+    from tasks.labelling.label_math import label_math_answer
+    from tasks.labelling.labellers import LabelOptions
     from tasks.selection.select import select_per_prompt
 
     torch.set_num_threads(v.threads)
@@ -143,7 +145,7 @@ def run_variant(v: Variant) -> dict:
     samples = _generate(base_dir, train, v.k, v.temperature, v, gen_batch)
     timings["sample_s"] = round(time.time() - t0, 1)
     by_id = {r["id"]: r for r in train}
-    labels = [c.model_dump() | label_math_answer(c.text, by_id[c.prompt_id]) for c in samples]
+    labels = [c.model_dump() | label_math_answer(c.text, by_id[c.prompt_id], LabelOptions()) for c in samples]
     n_correct = sum(row["correct"] for row in labels)
     selected = [(to_prompt(by_id[pid]["question"]), row["text"])
                 for pid, kept in select_per_prompt(labels, v.criteria.split("+")).items() for row in kept]
