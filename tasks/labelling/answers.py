@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 
 from math_verify import parse, verify
 
@@ -104,16 +105,22 @@ def answers_match(predicted: str | None, reference: str) -> bool:
     gold, target = _parse_answer(reference), _parse_answer(predicted)
     if not gold or not target:
         return False
-    return bool(verify(list(gold), list(target), timeout_seconds=None))
+    return bool(verify(list(gold), list(target), timeout_seconds=_timeout()))
 
 
 def _squash(answer: str) -> str:
     return re.sub(r"\s+|\\!|\\,|\\ ", "", answer).strip("$")
 
 
-# Timeouts off: math-verify implements them with signal.alarm, which fails outside the main thread (Ray
-# actors, thread pools); the label stage bounds time per chunk instead. It warns about that on every call.
+# math-verify's timeouts use signal.alarm, which works only on the main thread: on it (Ray tasks, the label
+# stage's forked per-sample children) they are on; elsewhere (thread pools) the label stage's per-sample hard
+# bound (tasks/labelling/watchdog.py) is the limit. It warns about the off case on every call.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
+MATH_VERIFY_TIMEOUT_S = 5
+
+
+def _timeout() -> int | None:
+    return MATH_VERIFY_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -121,4 +128,4 @@ def _parse_answer(answer: str) -> tuple:
     """A bare answer string parsed by math-verify, as LaTeX (inside $...$) first, then as a plain expression.
     Cached: a reference is compared with every sample of its problem."""
     latex = answer if answer.startswith("$") else f"${answer}$"
-    return tuple(parse(latex, parsing_timeout=None) or parse(answer, parsing_timeout=None))
+    return tuple(parse(latex, parsing_timeout=_timeout()) or parse(answer, parsing_timeout=_timeout()))

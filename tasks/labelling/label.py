@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ray_cluster.connect import ensure_ray
 from ray_cluster.parallel_map import ChunkFailed, map_chunks
+from tasks.labelling.watchdog import Crashed, Timeout, map_bounded
 from tasks.labelling import label_code, label_gsm8k, label_math, label_reward_model  # noqa: F401  (they register)
 from tasks.labelling.labellers import (BATCH_LABELLERS, ROW_LABELLERS, LabelOptions, RewardModelOptions,
                                        failure_label, labels_schema)
@@ -48,6 +49,11 @@ class LabelConfig(BaseModel):
     reward_model: RewardModelOptions | None = None
     chunk_size: int = Field(default=256, ge=1, description="samples per Ray task")
     chunk_timeout_s: float = Field(default=600, gt=0, description="a chunk still running after this is failed")
+    sample_timeout_s: float = Field(default=60, gt=0, description="hard bound on labelling one sample (every "
+                                    "labeller); over it, that sample alone fails with status label_timeout")
+    max_failure_rate: float = Field(default=0.05, ge=0, le=1, description="share of samples that could not be "
+                                    "judged (label_timeout, sandbox_error, chunk_failed) above which the stage "
+                                    "fails instead of committing reward-0 labels")
 
     @model_validator(mode="before")
     @classmethod
@@ -67,6 +73,9 @@ class LabelConfig(BaseModel):
             raise ValueError(f"label.combine: unknown {self.combine!r}; known: {sorted(COMBINERS)}")
         if self.combine == "product" and any(s.weight != 1.0 for s in self.labellers):
             raise ValueError("label.labellers[].weight applies to combine: weighted_sum, not product")
+        if self.sample_timeout_s <= self.sandbox.wall_seconds:
+            raise ValueError(f"label.sample_timeout_s={self.sample_timeout_s} must exceed sandbox.wall_seconds="
+                             f"{self.sandbox.wall_seconds}: a slow program is the sandbox's verdict, not a failure")
         if any(s.name in BATCH_LABELLERS for s in self.labellers) and self.reward_model is None:
             raise ValueError("label.reward_model is required by the reward_model labeller (model folder, batch size)")
         return self
@@ -95,9 +104,29 @@ def label_row(names: list[str], completion, problem: dict | None, options: Label
     return labels
 
 
-def label_chunk(chunk: list[tuple[int, object, dict | None]], names: list[str], options: LabelOptions) -> list:
-    """Ray task body: [labels per row] for (row index, completion, problem) triples."""
-    return [label_row(names, text, problem, options, f"row {index}") for index, text, problem in chunk]
+def label_chunk(chunk: list[tuple[int, object, dict | None]], names: list[str], options: LabelOptions,
+                sample_timeout_s: float | None = None) -> list:
+    """Ray task body: [labels per row] for (row index, completion, problem) triples; with `sample_timeout_s`,
+    each row bounded in a forked child (tasks/labelling/watchdog.py), a row over it failing alone."""
+    def one(triple) -> list[dict]:
+        index, text, problem = triple
+        return label_row(names, text, problem, options, f"row {index}")
+
+    if sample_timeout_s is None:
+        return [one(triple) for triple in chunk]
+    results = map_bounded(one, chunk, sample_timeout_s)
+    return [result if isinstance(result, list) else [_unjudged(index, result)] * len(names)
+            for (index, _, _), result in zip(chunk, results)]
+
+
+def _unjudged(index: int, outcome: Timeout | Crashed) -> dict:
+    if isinstance(outcome, Timeout):
+        return failure_label(f"row {index}: labelling took over {outcome.seconds:g} s", status="label_timeout")
+    return failure_label(f"row {index}: {outcome.reason}", status="label_error")
+
+
+# statuses of samples the labellers could not judge (as opposed to judged wrong): their share is bounded
+UNJUDGED = ("label_timeout", "sandbox_error", "chunk_failed")
 
 
 def combine_labels(labels: dict[str, dict], cfg: LabelConfig) -> dict:
@@ -132,15 +161,37 @@ def label_rewards(
             if row.get("error"):
                 combined["error"] = f"generation: {row['error']}; {combined['error'] or ''}".rstrip("; ")
             labelled.append(row | combined)
+        unjudged = check_failure_rate(labelled, per_labeller, cfg)
         write_records(out / "labels.parquet", labelled, cfg.output_schema())
         n_correct = sum(r["correct"] for r in labelled)
         return {"rows": len(labelled), "correct": n_correct, "errors": sum(bool(r["error"]) for r in labelled),
+                "unjudged": unjudged, "failure_rate": sum(unjudged.values()) / len(labelled) if labelled else 0.0,
                 "accuracy": n_correct / len(labelled) if labelled else 0.0,
                 "mean_reward": sum(r["reward"] for r in labelled) / len(labelled) if labelled else 0.0}
 
     # a reward model given by location is part of the key by content: retrained in place, labels recompute
     reads = {"reward_model": cfg.reward_model.model} if cfg.reward_model is not None else None
     return run_stage(ctx, "label_rewards", cfg, {"samples": samples, "problems": problems}, compute, reads=reads)
+
+
+class LabellingFailed(RuntimeError):
+    """Too many samples could not be judged: committing them as reward-0 labels would poison what trains on them."""
+
+
+def check_failure_rate(rows: list[dict], per_labeller: dict[str, list[dict]], cfg: LabelConfig) -> dict[str, int]:
+    """Counts of unjudged samples by status (any labeller), or LabellingFailed when their share is over
+    `cfg.max_failure_rate`."""
+    counts: dict[str, int] = {}
+    for index in range(len(rows)):
+        statuses = {labels[index].get("status") for labels in per_labeller.values()} & set(UNJUDGED)
+        for status in sorted(statuses)[:1]:  # a sample counts once
+            counts[status] = counts.get(status, 0) + 1
+    share = sum(counts.values()) / len(rows) if rows else 0.0
+    if share > cfg.max_failure_rate:
+        raise LabellingFailed(f"{sum(counts.values())} of {len(rows)} samples ({share:.1%}) could not be judged "
+                              f"({counts}); over label.max_failure_rate={cfg.max_failure_rate:.1%}, so nothing is "
+                              "committed. Look at the sandbox (docs/labelling.md) or raise the limits")
+    return counts
 
 
 def _row_labels(rows: list[dict], by_id: dict[str, dict], cfg: LabelConfig, ctx: StageContext) -> dict[str, list]:
@@ -151,13 +202,13 @@ def _row_labels(rows: list[dict], by_id: dict[str, dict], cfg: LabelConfig, ctx:
     chunks = [triples[i: i + cfg.chunk_size] for i in range(0, len(triples), cfg.chunk_size)]
     ensure_ray(ctx.ray)
     with progress_bar("label " + "+".join(names), len(rows), ctx.show_progress, "samples") as bar:
-        results = map_chunks(label_chunk, chunks, names, cfg.options(), timeout_s=cfg.chunk_timeout_s,
-                             on_done=lambda i, _: bar.advance(len(chunks[i])))
+        results = map_chunks(label_chunk, chunks, names, cfg.options(), cfg.sample_timeout_s,
+                             timeout_s=cfg.chunk_timeout_s, on_done=lambda i, _: bar.advance(len(chunks[i])))
     per_row: list[list[dict]] = []
     for chunk, result in zip(chunks, results):
         if isinstance(result, ChunkFailed):
             reason = f"rows {chunk[0][0]}-{chunk[-1][0]}: labelling task failed: {result.reason}"
-            result = [[failure_label(reason)] * len(names) for _ in chunk]
+            result = [[failure_label(reason, status="chunk_failed")] * len(names) for _ in chunk]
         per_row.extend(result)
     return {name: [labels[k] for labels in per_row] for k, name in enumerate(names)}
 
