@@ -23,11 +23,11 @@ from ray_cluster.parallel_map import ChunkFailed, map_chunks
 from tasks.labelling.watchdog import Crashed, Timeout, map_bounded
 from tasks.labelling import label_code, label_gsm8k, label_math, label_reward_model  # noqa: F401  (they register)
 from tasks.labelling.labellers import (BATCH_LABELLERS, ROW_LABELLERS, LabelOptions, RewardModelOptions,
-                                       failure_label, labels_schema)
+                                       SANDBOXED, failure_label, labels_schema)
 from tasks.core.progress import progress_bar
 from tasks.core.records import RecordSchema
 from tasks.labelling.reward_combine import COMBINERS, threshold_reward
-from tasks.labelling.sandbox import SandboxLimits
+from tasks.labelling.sandbox import SandboxLimits, confinement
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
@@ -149,6 +149,10 @@ def label_rewards(
 ) -> ArtifactRef:
     """labels.parquet: every sample row plus pred, correct, reward (and the labellers' own fields, error)."""
 
+    # model-written code runs only under every confinement layer (or those the config explicitly waives): checked
+    # here, before anything is read or any worker starts
+    sandbox = confinement(cfg.sandbox) if SANDBOXED & {s.name for s in cfg.labellers} else None
+
     def compute(out: Path) -> dict:
         store = ctx.open_store()
         by_id = {row["id"]: row for row in read_rows(store, problems, cfg.split)}
@@ -166,6 +170,7 @@ def label_rewards(
         n_correct = sum(r["correct"] for r in labelled)
         return {"rows": len(labelled), "correct": n_correct, "errors": sum(bool(r["error"]) for r in labelled),
                 "unjudged": unjudged, "failure_rate": sum(unjudged.values()) / len(labelled) if labelled else 0.0,
+                **({"sandbox": sandbox} if sandbox is not None else {}),
                 "accuracy": n_correct / len(labelled) if labelled else 0.0,
                 "mean_reward": sum(r["reward"] for r in labelled) / len(labelled) if labelled else 0.0}
 

@@ -33,7 +33,7 @@ def unit_test_program(completion: str, problem: dict) -> str:
 UNIT_TEST_FIELDS = {"program_wall_s": pa.float64()}
 
 
-@register_labeller("unit_tests", fields=UNIT_TEST_FIELDS)
+@register_labeller("unit_tests", fields=UNIT_TEST_FIELDS, sandboxed=True)
 def label_unit_tests(completion: str, problem: dict, options: LabelOptions) -> dict:
     """Reward 1 when every test passes, else 0; `status` is pass / fail / timeout / error."""
     result = run_sandboxed(unit_test_program(completion, problem), options.sandbox)

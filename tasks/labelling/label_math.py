@@ -55,7 +55,7 @@ def _printing_program(program: str) -> str:
     return program
 
 
-@register_labeller("program_of_thought", fields=PROGRAM_FIELDS)
+@register_labeller("program_of_thought", fields=PROGRAM_FIELDS, sandboxed=True)
 def label_program_of_thought(completion: str, problem: dict, options: LabelOptions) -> dict:
     """Run the completion's program sandboxed (MAmmoTH's PoT); its last printed line is the answer, compared with
     the reference as in `math_answer`. A completion without a code block is taken as the program itself."""
@@ -75,7 +75,7 @@ def label_program_of_thought(completion: str, problem: dict, options: LabelOptio
             "error": error, "program_wall_s": result.wall_s}
 
 
-@register_labeller("math_hybrid", fields=HYBRID_FIELDS)
+@register_labeller("math_hybrid", fields=HYBRID_FIELDS, sandboxed=True)
 def label_math_hybrid(completion: str, problem: dict, options: LabelOptions) -> dict:
     """MAmmoTH's hybrid data: a completion with a fenced code block is program-of-thought, one without is
     chain-of-thought. `mode` records which one judged it."""

@@ -60,10 +60,16 @@ ROW_LABELLERS = Registry("row labeller")
 BATCH_LABELLERS = Registry("batch labeller")
 # name -> the labeller's own fields (its typed extension of LABELS), declared where it registers
 LABELLER_FIELDS: dict[str, tuple[Column, ...]] = {}
+# labellers that run model-written code: the label stage checks the sandbox's confinement before any of them runs
+SANDBOXED: set[str] = set()
 
 
-def register_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None) -> Callable[[F], F]:
-    """Register a row labeller with the Arrow types of the fields it adds to the core label columns."""
+def register_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None,
+                      sandboxed: bool = False) -> Callable[[F], F]:
+    """Register a row labeller with the Arrow types of the fields it adds to the core label columns; `sandboxed`
+    when it runs model-written code (tasks/labelling/sandbox.py)."""
+    if sandboxed:
+        SANDBOXED.add(name)
     return _register(ROW_LABELLERS, name, fields)
 
 

@@ -5,7 +5,10 @@ output and network limits, a fresh working directory and a clean environment.
     result.status  # "ok" | "error" | "timeout" | "memory" | "output_limit" | "killed" | "exited" | "sandbox_error"
 
 The confinement itself is applied by tasks/labelling/sandbox_launcher.py inside the child (namespaces, Landlock,
-rlimits, a throw-away uid when root); this side enforces wall-clock time and output size, and classifies.
+rlimits, a throw-away uid when root); this side enforces wall-clock time and output size, and classifies. It fails
+closed (issue 14): a program runs only when every layer this machine needs is active (`required_layers`); a
+machine that cannot have one must say so in the config (`sandbox.allow_weaker`), which is logged loudly and
+recorded in the label stage's manifest.
 Residual risk: the program runs in the launcher's interpreter, so code that walks the interpreter's frames
 could forge the "finished" report; every OS-level limit still holds.
 """
@@ -24,6 +27,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+import logging
+import sysconfig
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +36,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.labelling import sandbox_launcher
 
 Status = Literal["ok", "error", "timeout", "memory", "output_limit", "killed", "exited", "sandbox_error"]
+Layer = Literal["namespaces", "landlock", "drop_uid"]
+DISABLE_ENV = "WINNOW_SANDBOX_DISABLE"  # layers to treat as missing (comma-separated): tests of the refusal path
+FIXES = {
+    "namespaces": "user and PID/network namespaces: run the workers as root, or allow unprivileged user namespaces "
+                  "(sysctl kernel.unprivileged_userns_clone=1; kernel.apparmor_restrict_unprivileged_userns=0); in a "
+                  "container, a seccomp profile that allows unshare (docs/deploy.md)",
+    "landlock": "Landlock (Linux >= 5.13, in the kernel's lsm= list); in a container, a seccomp profile that allows "
+                "the landlock_* syscalls (docs/deploy.md)",
+    "drop_uid": "a throw-away uid per program: the labelling workers run as root (the project's images do)",
+}
+log = logging.getLogger(__name__)
+STATUS_CAP = 4096  # bytes the status pipe may carry
+
+
+class SandboxUnavailable(RuntimeError):
+    """A confinement layer this machine needs is missing and the config does not allow running without it."""
 _LAUNCHER = Path(sandbox_launcher.__file__)
 _SANDBOX_UIDS = (2_000_000_000, 2_100_000_000)  # throw-away uids: one per run, so RLIMIT_NPROC is per run
 _CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
@@ -47,6 +68,9 @@ class SandboxLimits(BaseModel):
     max_open_files: int = Field(default=64, ge=16)
     max_output_kb: int = Field(default=1024, ge=1, description="stdout+stderr beyond this kills the run")
     keep_output_chars: int = Field(default=4000, ge=100, description="stdout/stderr kept in the result")
+    allow_weaker: list[Layer] = Field(default_factory=list, description="confinement layers this machine cannot "
+                                      "have that programs may run without (logged loudly, recorded in the "
+                                      "manifest); empty: refuse to run untrusted code without every layer")
 
 
 @dataclass(frozen=True)
@@ -63,13 +87,47 @@ class SandboxResult:
         return self.status == "ok"
 
 
-@functools.cache
 def sandbox_capabilities() -> dict:
-    """Which confinement layers this machine supports (probed once per process)."""
+    """Which confinement layers this machine supports (probed once per process; `WINNOW_SANDBOX_DISABLE` turns
+    layers off, as a machine without them would be)."""
+    caps = dict(_probe())
+    disabled = {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+    caps["namespaces"] = caps["namespaces"] and "namespaces" not in disabled
+    caps["landlock_abi"] = 0 if "landlock" in disabled else caps["landlock_abi"]
+    caps["drop_uid"] = caps["drop_uid"] and "drop_uid" not in disabled
+    return caps
+
+
+@functools.cache
+def _probe() -> dict:
     probe = subprocess.run([sys.executable, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=30)
     namespaces = probe.stdout.strip().endswith("ns-ok")
     return {"namespaces": namespaces, "landlock_abi": sandbox_launcher.landlock_abi(),
             "drop_uid": os.getuid() == 0, "probe_error": "" if namespaces else probe.stderr.strip()[-300:]}
+
+
+def required_layers() -> list[str]:
+    """What confines a program here: namespaces and Landlock always; as root also a throw-away uid (a program
+    running as root would otherwise be root)."""
+    return ["namespaces", "landlock"] + (["drop_uid"] if os.getuid() == 0 else [])
+
+
+def confinement(limits: SandboxLimits) -> dict:
+    """{"active": [...], "weakened": [...]} for this machine and config, or SandboxUnavailable naming each
+    missing layer and its fix."""
+    caps = sandbox_capabilities()
+    have = {"namespaces": caps["namespaces"], "landlock": caps["landlock_abi"] >= 1, "drop_uid": caps["drop_uid"]}
+    lacking = [layer for layer in required_layers() if not have[layer]]
+    missing = [layer for layer in lacking if layer not in limits.allow_weaker]
+    if missing:
+        raise SandboxUnavailable(
+            "the sandbox refuses to run model-written code: " + "; ".join(f"{layer} is not available (needs "
+                                                                          f"{FIXES[layer]})" for layer in missing)
+            + f". To run with less confinement on purpose, set sandbox.allow_weaker: {missing}")
+    weakened = [layer for layer in lacking if layer in limits.allow_weaker]
+    if weakened:
+        log.warning("SANDBOX WEAKENED: running model-written code without %s (sandbox.allow_weaker)", weakened)
+    return {"active": [layer for layer in required_layers() if have[layer]], "weakened": weakened}
 
 
 _PROBE = f"""
@@ -85,16 +143,30 @@ print("ns-ok")
 
 @functools.cache
 def _read_roots() -> list[str]:
-    """What a sandboxed program may read: the interpreter's installation and import path, system libraries."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/lib", "/lib64", "/bin", "/etc/ssl",
-             "/etc/localtime", "/etc/ld.so.cache", "/dev/zero"}
-    roots |= {p for p in sys.path if p and Path(p).is_dir()}
-    return sorted(roots)
+    """What a sandboxed program may read: the interpreter and the libraries it may import (the standard library
+    and site-packages, by sysconfig), system libraries. Never `sys.path` wholesale (under pytest and in Ray
+    workers it holds the repository), never a folder that contains the repository, the store or a home."""
+    paths = {sysconfig.get_path(name, vars=scheme_vars) for name in ("stdlib", "platstdlib", "purelib", "platlib")
+             for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix})}
+    roots = {p for p in paths if p and Path(p).is_dir()} | {str(Path(sys.executable).resolve().parent)}
+    roots |= {"/usr", "/lib", "/lib64", "/bin", "/etc/ssl", "/etc/localtime", "/etc/ld.so.cache", "/dev/zero"}
+    return sorted(root for root in roots if Path(root).exists() and not _contains_private(Path(root)))
+
+
+def _contains_private(root: Path) -> bool:
+    repo = Path(__file__).resolve().parents[2]
+    private = [repo, Path.home().resolve(), Path(os.environ.get("WINNOW_STORE", repo / ".winnow")).resolve()]
+    root = root.resolve()
+    return any(root == p or root in p.parents for p in private)
 
 
 def run_sandboxed(program: str, limits: SandboxLimits, files: dict[str, str] | None = None) -> SandboxResult:
     """Run `program` (Python source) sandboxed; `files` are written beside it first. Never raises on bad
     programs: every outcome is a SandboxResult."""
+    try:
+        confinement(limits)
+    except SandboxUnavailable as refused:  # never run it: fail closed
+        return SandboxResult("sandbox_error", None, "", "", 0.0, str(refused))
     caps = sandbox_capabilities()
     workdir = Path(tempfile.mkdtemp(prefix="winnow-sandbox-"))
     uid = random.randrange(*_SANDBOX_UIDS) if caps["drop_uid"] else None
@@ -141,7 +213,7 @@ def _launch(workdir: Path, uid: int | None, caps: dict, limits: SandboxLimits, s
 def _collect(proc: subprocess.Popen, status_fd: int, limits: SandboxLimits) -> tuple[dict[str, bytes], str]:
     """Read stdout, stderr and the status pipe until they close, the deadline passes or output overflows."""
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": [], "status": []}
-    total, cap = 0, limits.max_output_kb << 10
+    total, cap, status_bytes = 0, limits.max_output_kb << 10, 0
     deadline = time.monotonic() + limits.wall_seconds
     why = ""
     with selectors.DefaultSelector() as sel:
@@ -161,7 +233,9 @@ def _collect(proc: subprocess.Popen, status_fd: int, limits: SandboxLimits) -> t
                     continue
                 chunks[key.data].append(data)
                 total += len(data) if key.data != "status" else 0
-            if total > cap:
+                status_bytes += len(data) if key.data == "status" else 0
+            # the status channel carries a 32-character token: anything much longer is an attack on the parent
+            if total > cap or status_bytes > STATUS_CAP:
                 why = "output_limit"
                 break
         if why:

@@ -29,6 +29,42 @@ def test_the_machine_supports_every_confinement_layer():
     assert caps["namespaces"] and caps["landlock_abi"] >= 4, caps
 
 
+def test_a_missing_layer_refuses_to_run_the_program(tmp_path, monkeypatch):
+    """Fail closed: with Landlock off (as on a machine without it) the program never runs, and the result says
+    which layer is missing, how to get it, and how to run without it on purpose."""
+    monkeypatch.setenv("WINNOW_SANDBOX_DISABLE", "landlock")
+    marker = tmp_path / "ran"
+    refused = run_sandboxed(f"open({str(marker)!r}, 'w').write('x')", LIMITS)
+    assert refused.status == "sandbox_error" and not marker.exists()
+    assert "landlock is not available" in refused.detail and "allow_weaker: ['landlock']" in refused.detail
+    weaker = run_sandboxed("print('ran anyway')", LIMITS.model_copy(update={"allow_weaker": ["landlock"]}))
+    assert weaker.status == "ok" and weaker.stdout.strip() == "ran anyway"
+
+
+def test_the_label_stage_refuses_at_start_when_a_layer_is_missing(tmp_path, monkeypatch):
+    from tasks.core.stage_cache import StageContext
+    from tasks.core.store import ArtifactRef, ArtifactStore, StoreSpec
+    from tasks.labelling.label import LabelConfig, label_rewards
+    from tasks.labelling.sandbox import SandboxUnavailable
+
+    monkeypatch.setenv("WINNOW_SANDBOX_DISABLE", "namespaces")
+    ctx = StageContext(store=StoreSpec(url=str(tmp_path / "store")), show_progress=False)
+    nowhere = ArtifactRef(stage="x", key="0" * 32, uri=str(tmp_path / "none"), content_hash="0")
+    with pytest.raises(SandboxUnavailable, match="namespaces is not available"):
+        label_rewards.fn("t", nowhere, nowhere, LabelConfig(labeller="unit_tests"), ctx)
+    assert not ArtifactStore(ctx.store).list()  # refused before reading or committing anything
+
+
+def test_the_repository_the_store_and_home_are_unreadable():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    for secret in (repo / "README.md", repo / "tasks" / "labelling" / "sandbox.py", Path.home() / ".bashrc"):
+        if secret.exists():
+            result = run_sandboxed(f"print(open({str(secret)!r}).read()[:20])", LIMITS)
+            assert result.status == "error" and "PermissionError" in result.detail, (secret, result)
+
+
 def test_fork_bomb_is_bounded_and_leaves_no_process_behind():
     result = run_sandboxed("import os\nwhile True:\n    os.fork()", LIMITS)
     assert result.status in ("error", "killed", "timeout") and result.wall_s < LIMITS.wall_seconds + 2
@@ -125,3 +161,13 @@ def test_segfault_is_recorded():
 def test_exceptions_and_syntax_errors_are_errors_with_their_text(program):
     result = run_sandboxed(program, LIMITS)
     assert result.status == "error" and ("ValueError: bad" in result.detail or "SyntaxError" in result.detail)
+
+
+def test_flooding_the_status_channel_is_cut_off():
+    """The program runs in the launcher's interpreter and can find the status descriptor: writing to it is capped
+    (it once grew the parent by 600 MiB), and the flood is never a pass."""
+    flood = ("import os\nfor fd in range(3, 64):\n    try:\n        for _ in range(4096):\n"
+             "            os.write(fd, b'x' * 65536)\n    except OSError:\n        pass\n")
+    result = run_sandboxed(flood, LIMITS)
+    assert result.status == "output_limit" and result.wall_s < LIMITS.wall_seconds + 2
+
