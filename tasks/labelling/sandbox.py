@@ -65,6 +65,7 @@ class SandboxLimits(BaseModel):
     memory_mb: int = Field(default=1024, ge=64, description="address-space limit per process (RLIMIT_AS)")
     max_processes: int = Field(default=8, ge=1, description="processes and threads of the run (RLIMIT_NPROC)")
     max_file_mb: int = Field(default=16, ge=1, description="largest file it may write (RLIMIT_FSIZE)")
+    max_dir_mb: int = Field(default=64, ge=1, description="everything it writes, together (a tmpfs quota)")
     max_open_files: int = Field(default=64, ge=16)
     max_output_kb: int = Field(default=1024, ge=1, description="stdout+stderr beyond this kills the run")
     keep_output_chars: int = Field(default=4000, ge=100, description="stdout/stderr kept in the result")
@@ -191,6 +192,7 @@ def _launch(workdir: Path, uid: int | None, caps: dict, limits: SandboxLimits, s
             "status_fd": status_write, "namespaces": caps["namespaces"], "landlock_abi": caps["landlock_abi"],
             "cpu_seconds": limits.cpu_seconds, "memory_bytes": limits.memory_mb << 20,
             "max_processes": limits.max_processes, "max_file_bytes": limits.max_file_mb << 20,
+            "max_dir_bytes": limits.max_dir_mb << 20, "parent_pid": os.getpid(),
             "max_open_files": limits.max_open_files, "read_roots": _read_roots()}
     env = _CLEAN_ENV | {"HOME": str(workdir), "TMPDIR": str(workdir)}
     proc = subprocess.Popen([sys.executable, "-I", str(_LAUNCHER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

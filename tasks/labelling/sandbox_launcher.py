@@ -11,7 +11,10 @@ tasks/labelling/sandbox.py reports which are active):
   connect denied (ABI >= 4); no signals or abstract Unix sockets outside the sandbox (ABI >= 6);
 - when started as root: a throw-away uid/gid, so RLIMIT_NPROC applies and the parent's files and
   /proc/<pid>/environ are out of reach;
-- rlimits: CPU seconds, address space, process count, file size, open files, no core dumps.
+- a private tmpfs over the working directory (with the namespaces): the whole directory has a size quota, and
+  its contents vanish with the namespace however the run ends;
+- rlimits: CPU seconds, address space, process count, file size, open files, no core dumps;
+- the launcher and the program die with the process that started them (PR_SET_PDEATHSIG).
 """
 import ctypes
 import json
@@ -23,6 +26,7 @@ import sys
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 1 << 14, 1 << 18
 SYS_LANDLOCK_CREATE, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT = 444, 445, 446  # x86_64 and aarch64 alike
 PR_SET_KEEPCAPS, CAP_DAC_READ_SEARCH, _CAP_VERSION_3 = 8, 2, 0x20080522
 _FS_READ_RIGHTS = (1 << 0) | (1 << 2) | (1 << 3)  # EXECUTE, READ_FILE, READ_DIR
@@ -154,20 +158,48 @@ def main():
         _setup_failed(exc)
 
 
+def private_workdir(spec):
+    """A size-capped tmpfs over the working directory, in this mount namespace only: the files the parent wrote
+    are carried over; writes beyond the quota fail with ENOSPC; nothing is left on the host's disk."""
+    workdir = spec["workdir"]
+    files = {}
+    for name in os.listdir(workdir):
+        with open(os.path.join(workdir, name), "rb") as fh:
+            files[name] = fh.read()
+    _check(_LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount(private /)")
+    options = f"size={int(spec['max_dir_bytes'])},mode=0700".encode()
+    _check(_LIBC.mount(b"tmpfs", workdir.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options), "mount(tmpfs)")
+    for name, data in files.items():
+        with open(os.path.join(workdir, name), "wb") as fh:
+            fh.write(data)
+    if os.getuid() == 0 and spec.get("uid"):
+        for path in [workdir, *(os.path.join(workdir, name) for name in files)]:
+            os.chown(path, spec["uid"], spec["uid"])
+
+
 def _confine_and_run(spec):
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the labelling worker killed: the launcher goes too
+    if os.getppid() != spec["parent_pid"]:  # it died before the line above took effect
+        os._exit(137)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     status_fd = spec["status_fd"]
-    flags = CLONE_NEWPID | CLONE_NEWNET if spec["namespaces"] else 0
+    flags = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS if spec["namespaces"] else 0
     if flags and os.getuid() != 0:
         flags |= CLONE_NEWUSER
     if flags:
         _check(_LIBC.unshare(flags), "unshare")
+        private_workdir(spec)
+    launcher = os.getpid()
     child = os.fork()  # with CLONE_NEWPID the child is PID 1 of the new namespace
     if child == 0:
         try:
-            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             set_limits(spec)
             drop_privileges(spec)
+            # after the uid change, which clears it: the program dies with the launcher; and if the launcher
+            # already died in between, it does not start at all
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != launcher and not spec["namespaces"]:
+                os._exit(137)
             if spec["landlock_abi"]:
                 restrict_filesystem(spec["workdir"], spec["read_roots"], spec["landlock_abi"])
         except Exception as exc:

@@ -171,3 +171,40 @@ def test_flooding_the_status_channel_is_cut_off():
     result = run_sandboxed(flood, LIMITS)
     assert result.status == "output_limit" and result.wall_s < LIMITS.wall_seconds + 2
 
+
+
+def test_the_whole_working_directory_has_a_quota_and_nothing_is_left_on_disk():
+    """RLIMIT_FSIZE bounds one file; many files (360 MiB once) are bounded by the tmpfs quota of the directory."""
+    import glob
+    import tempfile
+
+    before = set(glob.glob(f"{tempfile.gettempdir()}/winnow-sandbox-*"))
+    many = ("import os\nfor i in range(40):\n    with open(f'f{i}', 'wb') as fh:\n        fh.write(b'x' * (8 << 20))\n"
+            "print('wrote 320 MiB')")
+    result = run_sandboxed(many, LIMITS.model_copy(update={"max_dir_mb": 32}))
+    assert result.status == "error" and "No space left on device" in result.detail, result
+    assert set(glob.glob(f"{tempfile.gettempdir()}/winnow-sandbox-*")) <= before
+
+
+def test_killing_the_parent_kills_the_launcher_and_the_program(tmp_path):
+    """A chunk timeout kills the labelling worker (ray.cancel(force=True)): its sandboxes must not live on."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text("from tasks.labelling.sandbox import SandboxLimits, run_sandboxed\n"
+                      "run_sandboxed('import time\\ntime.sleep(120)', SandboxLimits(wall_seconds=100, "
+                      "cpu_seconds=100))\n")
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=os.getcwd(), env=os.environ | {"PYTHONPATH": os.getcwd()})
+    deadline = time.time() + 30
+    while time.time() < deadline and len([c for c in psutil.Process(parent.pid).children(recursive=True)
+                                          if "sandbox_launcher" in " ".join(c.cmdline())]) < 2:
+        time.sleep(0.2)  # the launcher and the program it forked
+    time.sleep(0.5)
+    family = psutil.Process(parent.pid).children(recursive=True)
+    assert any("sandbox_launcher" in " ".join(c.cmdline()) for c in family)
+    parent.kill()
+    parent.wait()
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]
