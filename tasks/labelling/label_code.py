@@ -6,27 +6,34 @@ import pyarrow as pa
 
 from tasks.labelling.label_math import extract_program
 from tasks.labelling.labellers import LabelOptions, register_labeller, require_field
-from tasks.labelling.sandbox import run_sandboxed
+from tasks.labelling.verdicts import run_unit_tests
 
 # How a sandbox outcome reads as a test result. An assertion failing is a wrong answer ("fail"); anything else
 # that stops the program early is an "error" (syntax, exception, sys.exit), as in RRTF's ranking.
-_TEST_STATUS = {"ok": "pass", "timeout": "timeout", "memory": "error", "output_limit": "error", "killed": "error",
+_TEST_STATUS = {"ok": "pass", "pass": "pass", "fail": "fail", "timeout": "timeout", "memory": "error", "output_limit": "error", "killed": "error",
                 "exited": "error", "error": "error", "sandbox_error": "sandbox_error"}
 
 
-def unit_test_program(completion: str, problem: dict) -> str:
-    """HumanEval's harness: the code prompt + completion, then the tests, then `check(entry_point)`. A completion
-    that restates the whole function works too (it redefines the prompt's docstring-only function), and so does
-    a chat model's fenced code block. The code prompt is the problem's `question` where the prompt was rendered
-    from it (a template or k-shot examples around the code), else the prompt itself."""
+def program_parts(completion: str, problem: dict) -> tuple[str, str, str, str]:
+    """(code prompt, the completion's code, tests, entry point). The code prompt is the problem's `question`
+    where the prompt was rendered from it (a template or k-shot examples around the code), else the prompt; a
+    chat model's fenced block is its code (restating the whole function works: it redefines the prompt's
+    docstring-only one)."""
     code_prompt = problem.get("question") or require_field(problem, "prompt")
     tests = require_field(problem, "test")
     entry_point = require_field(problem, "entry_point")
     if not completion.strip():
         raise ValueError("empty program")
     fenced = extract_program(completion)
-    body = completion if fenced is None else f"\n{fenced}"
-    return f"{code_prompt}{body}\n\n{tests}\n\ncheck({entry_point})\n"
+    return code_prompt, completion if fenced is None else f"\n{fenced}", tests, entry_point
+
+
+def unit_test_program(completion: str, problem: dict) -> str:
+    """HumanEval's own harness as one program: prompt + completion, the tests, `check(entry_point)`. Used to
+    measure the exec floor (benchmarks/labeling.py); verdicts come from `run_unit_tests`, which never runs the
+    tests in the program's interpreter."""
+    code_prompt, code, tests, entry_point = program_parts(completion, problem)
+    return f"{code_prompt}{code}\n\n{tests}\n\ncheck({entry_point})\n"
 
 
 # besides the core label columns (`status`: pass / fail / timeout / error, `error`: what the sandbox reported)
@@ -35,12 +42,11 @@ UNIT_TEST_FIELDS = {"program_wall_s": pa.float64()}
 
 @register_labeller("unit_tests", fields=UNIT_TEST_FIELDS, sandboxed=True)
 def label_unit_tests(completion: str, problem: dict, options: LabelOptions) -> dict:
-    """Reward 1 when every test passes, else 0; `status` is pass / fail / timeout / error."""
-    result = run_sandboxed(unit_test_program(completion, problem), options.sandbox)
-    status = _TEST_STATUS[result.status]
-    if result.status == "error" and "AssertionError" in result.detail:
-        status = "fail"
+    """Reward 1 when every test passes, else 0; `status` is pass / fail / timeout / error. The function runs in
+    the sandbox, the tests here on its plain-data results (tasks/labelling/verdicts.py)."""
+    code_prompt, code, tests, entry_point = program_parts(completion, problem)
+    verdict = run_unit_tests(code_prompt, code, tests, entry_point, options.sandbox)
+    status = _TEST_STATUS.get(verdict.status, verdict.status)
     passed = status == "pass"
-    error = None if passed else f"{result.status}: {result.detail}"
-    return {"pred": None, "correct": passed, "reward": float(passed), "status": status, "error": error,
-            "program_wall_s": result.wall_s}
+    return {"pred": None, "correct": passed, "reward": float(passed), "status": status,
+            "error": None if passed else f"{verdict.status}: {verdict.detail}", "program_wall_s": verdict.wall_s}

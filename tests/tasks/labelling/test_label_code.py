@@ -81,3 +81,40 @@ def test_a_chat_models_fenced_function_and_a_templated_prompt_are_run_against_th
     assert label_unit_tests(fenced, problem, OPTIONS)["status"] == "pass"
     assert label_unit_tests("    return a + b\n", problem, OPTIONS)["status"] == "pass"
     assert label_unit_tests("    return a - b\n", problem, OPTIONS)["status"] == "fail"
+
+
+FORGERIES = {
+    # an object that equals everything: compared here, after decoding, it is not even a value
+    "always_equal": "    class Any:\n        def __eq__(self, other):\n            return True\n    return Any()\n",
+    "int_subclass": "    class Yes(int):\n        def __eq__(self, other):\n            return True\n    return Yes(0)\n",
+    # the program's interpreter is its own: patching it changes nothing where the test runs
+    "patch_builtins": "    import builtins\n    builtins.AssertionError = type('Never', (Exception,), {})\n"
+                      "    return 0\n",
+    "exit_early": "    import sys\n    sys.exit(0)\n",
+    "hard_exit": "    import os\n    os._exit(0)\n",
+    # find the results marker in the harness's frame and print a forged line for it: still just plain values
+    "forge_results": "    import sys, json\n    f = sys._getframe(1)\n    marker = [v for v in f.f_globals.values()\n"
+                     "              if isinstance(v, str) and v.startswith('@@winnow')]\n"
+                     "    print((marker or ['@@winnow-results-x@@'])[0] + json.dumps([['ok', ['int', '0']]] * 2))\n"
+                     "    import os\n    os._exit(0)\n",
+    "generator": "    yield a + b\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_forged_passes_fail(name):
+    """Wrong programs that would pass if the test ran in their interpreter (issue 14, item 2)."""
+    problem = {"id": "add", "prompt": "def add(a, b):\n    \"\"\"Sum.\"\"\"\n", "entry_point": "add",
+               "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"}
+    label = label_unit_tests(FORGERIES[name], problem, OPTIONS)
+    assert not label["correct"] and label["reward"] == 0.0 and label["status"] in ("fail", "error"), label
+
+
+def test_plain_values_round_trip_with_their_exact_types():
+    from tasks.labelling.verdicts import NotPlainData, decode, encode
+
+    value = {"a": [1, 2.5, float("inf"), None, True], (1, "x"): frozenset({b"\x00"}), "big": 10 ** 40, "s": {3}}
+    back = decode(encode(value))
+    assert back == value and type(back[(1, "x")]) is frozenset and type(back["a"][4]) is bool
+    with pytest.raises(NotPlainData):
+        encode(type("Sub", (int,), {})(3))

@@ -1,0 +1,275 @@
+"""Unforgeable unit-test verdicts (issue 14, item 2). The model-written function runs in the sandbox; the test
+runs here, outside it, on plain data. Running the test in the program's interpreter let a program forge a pass:
+return an object whose `__eq__` always answers True, patch `AssertionError` or `builtins`, exit early, or walk
+the interpreter's frames to the launcher's "finished" report. Now:
+
+1. the trusted test (the dataset's `check`, with the prompt's helpers) runs in this process with a recording
+   stand-in for the candidate, asserts observed but not raised, to learn which calls it makes;
+2. the sandbox runs the program and calls the candidate with those arguments, and prints each result in a
+   tagged plain-data encoding (None, bool, int, float, str, bytes, list, tuple, dict, set: exact types only;
+   anything else is not a result);
+3. the test runs again here with a stand-in that replays the decoded results; its asserts decide.
+
+Whatever the program does inside its interpreter, all that crosses the process boundary is bytes that decode to
+built-in values, so it can at most choose what the function returns, which is what it is graded on. Calls whose
+arguments depend on earlier results are learned over further rounds (at most `MAX_ROUNDS`)."""
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import random
+import uuid
+from dataclasses import dataclass
+
+from tasks.labelling.sandbox import SandboxLimits, SandboxResult, run_sandboxed
+
+MAX_ROUNDS = 4
+
+
+class NotPlainData(TypeError):
+    """A value that is not built from the plain types (an object with its own comparison, a generator, ...)."""
+
+
+def encode(value, depth: int = 0):
+    """A JSON-able tagged form of a plain value; exact types only (a subclass of int is not an int here)."""
+    if depth > 50:
+        raise NotPlainData("nested deeper than 50")
+    kind = type(value)
+    if value is None or kind in (bool, str):
+        return [kind.__name__, value]
+    if kind is int:
+        return ["int", str(value)]
+    if kind is float:
+        return ["float", value.hex()]
+    if kind is bytes:
+        return ["bytes", base64.b64encode(value).decode()]
+    if kind in (list, tuple, set, frozenset):
+        return [kind.__name__, [encode(v, depth + 1) for v in value]]
+    if kind is dict:
+        return ["dict", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
+    raise NotPlainData(f"a {kind.__name__} is not plain data")
+
+
+def decode(tagged):
+    """The value `encode` described; malformed input raises ValueError/TypeError (never runs code)."""
+    kind, body = tagged
+    simple = {"NoneType": lambda b: None, "bool": bool, "str": str, "int": int, "float": float.fromhex,
+              "bytes": lambda b: base64.b64decode(b, validate=True)}
+    if kind in simple:
+        value = simple[kind](body)
+        if kind in ("bool", "str") and type(value) is not type(body):
+            raise TypeError(f"bad {kind}")
+        return value
+    if kind in ("list", "tuple", "set", "frozenset"):
+        return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[kind](decode(v) for v in body)
+    if kind == "dict":
+        return {decode(k): decode(v) for k, v in body}
+    raise ValueError(f"unknown tag {kind!r}")
+
+
+class Pending:
+    """What a call not made yet returns while the test is being surveyed: absorbs every operation, so the survey
+    goes on to find the calls after it."""
+
+    def __getattr__(self, name):
+        return Pending()
+
+    def __call__(self, *a, **k):
+        return Pending()
+
+    def __bool__(self):
+        return False
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self):
+        return 0
+
+    def __float__(self):
+        return 0.0
+
+    def __int__(self):
+        return 0
+
+    def __index__(self):
+        return 0
+
+    def __hash__(self):
+        return 0
+
+    def __getitem__(self, key):
+        return Pending()
+
+
+def _absorb(name):
+    return lambda self, *a: Pending()
+
+
+for _op in ("eq ne lt le gt ge add radd sub rsub mul rmul truediv rtruediv floordiv rfloordiv mod rmod pow rpow "
+            "neg pos abs round and rand or ror xor rxor contains").split():
+    setattr(Pending, f"__{_op}__", _absorb(_op))
+
+
+class _Observe(ast.NodeTransformer):
+    """`assert x, msg` → `_observe(x)`: during the survey a failed assert must not stop the test."""
+
+    def visit_Assert(self, node):
+        return ast.copy_location(ast.Expr(ast.Call(ast.Name("_observe", ast.Load()), [node.test], [])), node)
+
+
+@dataclass
+class Verdict:
+    status: str  # pass / fail / error / timeout / sandbox_error ...
+    detail: str
+    wall_s: float
+
+
+def _key(args) -> str:
+    return json.dumps(encode(list(args)), sort_keys=True)
+
+
+def _run_test(code_prompt: str, test: str, entry_point: str, candidate, survey: bool) -> None:
+    """The dataset's test (trusted) with `candidate` as the function under test, also under its own name (some
+    tests call it so). `random` is seeded the same for every run: tests that draw random inputs (HumanEval/53)
+    must make the same calls when surveyed and when replayed."""
+    source = test if not survey else ast.unparse(ast.fix_missing_locations(_Observe().visit(ast.parse(test))))
+    namespace = {"__name__": "winnow_check", "_observe": lambda value: None}
+    exec(compile(code_prompt, "prompt", "exec"), namespace)  # the prompt's helpers (trusted dataset text)
+    namespace[entry_point] = candidate
+    exec(compile(source, "test", "exec"), namespace)
+    state = random.getstate()
+    random.seed(0)
+    try:
+        namespace["check"](candidate)
+    finally:
+        random.setstate(state)
+
+
+def _harness(entry_point: str, calls: list, marker: str) -> str:
+    """The sandbox side: define the program, call the function, print the encoded results after `marker`."""
+    return (f"import json as _json\n{_ENCODER}\n"
+            "_ns = {'__name__': 'solution'}\n"
+            "exec(compile(open('solution.py').read(), 'solution.py', 'exec'), _ns)\n"
+            f"_fn = _ns[{entry_point!r}]\n_out = []\n"
+            f"for _args in {_json_literal(calls)}:\n"
+            "    try:\n        _out.append(['ok', _enc(_fn(*_args))])\n"
+            "    except BaseException as _e:\n        _out.append(['raise', type(_e).__name__])\n"
+            f"print({marker!r} + _json.dumps(_out), flush=True)\n")
+
+
+def _json_literal(calls: list) -> str:
+    # the arguments travel as plain data too: decoded inside the sandbox by its own copy of the decoder
+    return f"[_dec(_a) for _a in _json.loads({json.dumps(json.dumps([encode(list(c)) for c in calls]))})]"
+
+
+def run_unit_tests(code_prompt: str, completion_code: str, test: str, entry_point: str,
+                   limits: SandboxLimits) -> Verdict:
+    """Survey the calls, run them sandboxed, replay their plain results into the real test."""
+    known: dict[str, list] = {}
+    wall = 0.0
+    for _ in range(MAX_ROUNDS):
+        wanted: dict[str, tuple] = {}
+
+        def survey(*args):
+            key = _key(args)
+            if key in known:
+                return _replay(known[key])
+            wanted.setdefault(key, args)
+            return Pending()
+
+        try:
+            _run_test(code_prompt, test, entry_point, survey, survey=True)
+        except Exception:  # the survey may stumble on a Pending: the calls found so far still count
+            pass
+        if not wanted:
+            break
+        result, results = _sandbox_calls(code_prompt + completion_code, entry_point, list(wanted.values()), limits)
+        wall += result.wall_s
+        if results is None:
+            return Verdict(result.status if result.status != "ok" else "error", _why(result), wall)
+        known.update(zip(wanted, results))
+    else:
+        return Verdict("error", f"the test's calls still depend on results after {MAX_ROUNDS} rounds", wall)
+    return _final(code_prompt, test, entry_point, known, wall)
+
+
+def _final(code_prompt, test, entry_point, known, wall) -> Verdict:
+    def replay(*args):
+        key = _key(args)
+        if key not in known:
+            raise RuntimeError("the test made a call the survey did not see")
+        return _replay(known[key])
+
+    try:
+        _run_test(code_prompt, test, entry_point, replay, survey=False)
+    except AssertionError as exc:
+        return Verdict("fail", f"AssertionError: {exc}"[:300], wall)
+    except Exception as exc:
+        return Verdict("error", f"{type(exc).__name__}: {exc}"[:300], wall)
+    return Verdict("pass", "", wall)
+
+
+def _replay(outcome: list):
+    kind, body = outcome
+    if kind == "raise":
+        why = "called sys.exit before returning" if body == "SystemExit" else f"raised {body}"
+        raise _EXCEPTIONS.get(body, RuntimeError)(f"the function {why}")
+    return decode(body)
+
+
+def _sandbox_calls(program: str, entry_point: str, calls: list, limits: SandboxLimits
+                   ) -> tuple[SandboxResult, list | None]:
+    marker = f"@@winnow-results-{uuid.uuid4().hex}@@"
+    whole = limits.model_copy(update={"keep_output_chars": limits.max_output_kb << 10})  # the results line entire
+    result = run_sandboxed(_harness(entry_point, calls, marker), whole, files={"solution.py": program})
+    lines = [line for line in result.stdout.splitlines() if line.startswith(marker)]
+    if result.status != "ok" or not lines:
+        return result, None
+    try:
+        outcomes = json.loads(lines[-1][len(marker):])
+        if len(outcomes) != len(calls) or any(o[0] not in ("ok", "raise") for o in outcomes):
+            raise ValueError("wrong number or kind of results")
+        for kind, body in outcomes:
+            if kind == "ok":
+                decode(body)  # malformed results are the program's error, found here rather than mid-test
+    except (ValueError, TypeError, IndexError) as exc:
+        return SandboxResult("error", result.returncode, result.stdout, result.stderr, result.wall_s,
+                             f"results are not plain data: {exc}"), None
+    return result, outcomes
+
+
+def _why(result: SandboxResult) -> str:
+    if result.status == "ok":
+        return "the program printed no results (it ended the process, or printed over them)"
+    return result.detail
+
+
+_EXCEPTIONS = {cls.__name__: cls for cls in (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError,
+                                             AssertionError, RuntimeError, ArithmeticError, AttributeError,
+                                             NotImplementedError, OverflowError, RecursionError, LookupError)}
+# the encoder and decoder as the sandbox runs them (source text: nothing is imported from the project there)
+_ENCODER = '''
+import base64 as _b64
+def _enc(v, d=0):
+    t = type(v)
+    if d > 50: raise TypeError('too deep')
+    if v is None or t in (bool, str): return [t.__name__, v]
+    if t is int: return ['int', str(v)]
+    if t is float: return ['float', v.hex()]
+    if t is bytes: return ['bytes', _b64.b64encode(v).decode()]
+    if t in (list, tuple, set, frozenset): return [t.__name__, [_enc(x, d + 1) for x in v]]
+    if t is dict: return ['dict', [[_enc(k, d + 1), _enc(x, d + 1)] for k, x in v.items()]]
+    return ['unplain', t.__name__]
+def _dec(g):
+    k, b = g
+    if k == 'NoneType': return None
+    if k in ('bool', 'str'): return b
+    if k == 'int': return int(b)
+    if k == 'float': return float.fromhex(b)
+    if k == 'bytes': return _b64.b64decode(b)
+    if k in ('list', 'tuple', 'set', 'frozenset'):
+        return {'list': list, 'tuple': tuple, 'set': set, 'frozenset': frozenset}[k](_dec(x) for x in b)
+    if k == 'dict': return {_dec(a): _dec(x) for a, x in b}
+'''
