@@ -23,11 +23,11 @@ def test_reward_model_flow_trains_normalises_evaluates_and_plugs_into_labelling(
     pairs = store.list("make_preferences")[-1]["metrics"]
     assert pairs["pairs_train"] > 0 and pairs["pairs_test"] > 0
     evaluation = store.manifest(result.outputs["evaluation"])["metrics"]
-    assert evaluation["n"] == pairs["pairs_test"] and 0.0 <= evaluation["accuracy"] <= 1.0
+    assert evaluation["n"] == pairs["pairs_test"] and evaluation["accuracy"] == evaluation["correct"] / evaluation["n"]
     folder = store.local_path(result.outputs["model"])
     model, _ = load_reward_model(folder)
     assert model.config.reward_bias != 0.0  # demonstrations now average 0
-    assert (folder / "loss.png").exists() and (store.local_path(result.report) / "report.md").exists()
+    assert (folder / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (store.local_path(result.report) / "report.md").read_text()
     assert "| reward model | pairwise accuracy |" in report and "## Preference data" in report
     # every stage's row points at that stage's own artifact (the RM row once showed the normalised model's)

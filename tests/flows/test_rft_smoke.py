@@ -46,7 +46,6 @@ def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     base = next(m for m in manifests if m["stage"] == "train_sft" and "init" not in m["inputs"])
     model_dir = store.local_path(store.lookup("train_sft", base["key"]))
-    assert (model_dir / "model.safetensors").exists()
     AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
 
     # samples: K per training problem, with the fields later stages rely on

@@ -41,6 +41,10 @@ def _sample(pid: str, index: int, text) -> dict:
 
 @pytest.mark.slow
 def test_hostile_programs_and_malformed_rows_get_failure_labels_and_the_stage_completes(ray_local, tmp_path):
+    from tasks.labelling.sandbox import SandboxLimits, confinement
+
+    # first, before anything hostile exists: every layer active, none waived (the stage also refuses otherwise)
+    assert confinement(SandboxLimits())["weakened"] == []
     store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
     problems = _commit(store, "problems", "test", [ADD, {"id": "no-tests", "prompt": "def f():\n"}], tmp_path)
     texts = {"good": "    return a + b\n", **HOSTILE}
