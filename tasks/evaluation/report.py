@@ -69,8 +69,12 @@ def plot_accuracy(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     acc = [r["accuracy"] * 100 for r in rows]
-    err = [[(r["accuracy"] - (r["ci95_lo"] if r["ci95_lo"] is not None else r["accuracy"])) * 100 for r in rows],
-           [((r["ci95_hi"] if r["ci95_hi"] is not None else r["accuracy"]) - r["accuracy"]) * 100 for r in rows]]
+    err = [[max(0.0, r["accuracy"] - (r["ci95_lo"] if r["ci95_lo"] is not None else r["accuracy"])) * 100
+            for r in rows],
+           [max(0.0, (r["ci95_hi"] if r["ci95_hi"] is not None else r["accuracy"]) - r["accuracy"]) * 100
+            for r in rows]]
+    # clipped at 0: a Wilson bound at 0 of 0 can come out a rounding error above it (pass@k's interval uses
+    # the rounded sum, so its bounds may even sit on the other side), and matplotlib refuses negative bars
     ax.bar([f"{r['model']}\n{r['metric']}" for r in rows], acc, yerr=err, capsize=4, color="#4C72B0")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("accuracy with 95% CI")

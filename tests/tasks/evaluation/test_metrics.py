@@ -13,6 +13,19 @@ def test_wilson_interval_hand_computed():
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
     assert wilson_ci95(0, 10)[0] == 0.0 and wilson_ci95(0, 10)[1] == pytest.approx(0.2775, abs=1e-4)
     assert wilson_ci95(0, 0) == (0.0, 0.0)
+    # exactly the edge at 0 and n successes: the formula alone gives 3.5e-18 for 0 of 100
+    assert wilson_ci95(0, 100)[0] == 0.0 and wilson_ci95(100, 100)[1] == 1.0
+
+
+def test_the_accuracy_plot_takes_bounds_on_the_wrong_side_of_the_estimate(tmp_path):
+    """pass@k's interval comes from the rounded sum: 0.4% from 0.4 of 100 problems has a lower bound of 0 but
+    0.6% rounds to 1 of 100, and a bound can land above the mean; the plot draws it as a zero-length bar."""
+    from tasks.evaluation.report import plot_accuracy
+
+    rows = [{"model": "m", "metric": "pass@4", "accuracy": 0.0, "ci95_lo": 1e-9, "ci95_hi": 0.037},
+            {"model": "m", "metric": "pass@1", "accuracy": 0.5, "ci95_lo": 0.4, "ci95_hi": 0.49}]
+    plot_accuracy(rows, tmp_path / "a.png")
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pass_at_k_matches_the_combinatorial_definition():
