@@ -92,7 +92,8 @@ def rft_round(name: str, cfg: RealModelConfig, round_cfg: RoundConfig) -> dict:
     report = finish_run("real-model", cfg, ctx, {"base": base} | ({"rft": rft} if rft else {}))
     # every stage's own wall time, as recorded when it was computed: the cost from an empty store, also when this
     # invocation reused some of them
-    stage_s = sum(store.manifest(e.ref)["timings"]["wall_s"] for e in lineage(ctx.run_id))
+    refs = {(e.ref.stage, e.ref.key): e.ref for e in lineage(ctx.run_id)}  # a reused input appears once per use
+    stage_s = sum(store.manifest(ref)["timings"]["wall_s"] for ref in refs.values())
     return figures(store, name, cfg, base, rft, samples, selection, report.report_uri) | {"stage_s": round(stage_s)}
 
 
