@@ -13,14 +13,30 @@ apply_defaults()
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    """moto's S3 server on a loopback port: s3fs talks real HTTP to it."""
-    from moto.server import ThreadedMotoServer
+    """moto's S3 server on a loopback port, in its own process: s3fs talks real HTTP to it. Not in this process:
+    moto's Flask puts werkzeug proxies in reach of `sys.modules`, and vLLM's CPU kernel registration, which walks
+    them, then fails with "Working outside of application context" in every later in-process vLLM test."""
+    import socket
+    import subprocess
+    import sys
+    import time
 
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"moto server did not start on port {port} (exit {server.poll()})")
+            time.sleep(0.2)
     yield f"http://127.0.0.1:{port}"
-    server.stop()
+    server.terminate()
+    server.wait(timeout=10)
 
 
 @pytest.fixture()

@@ -2,7 +2,8 @@
 `parts/` and checkpoints — each resuming from the other's pieces, one's clean-up deleting what the other is about
 to read. A lease file next to the artifact (`artifacts/<stage>/<key>/lease.json`) names the run computing it and
 is renewed by a heartbeat while it does; a second run waits while the holder is alive (then usually finds the
-artifact committed and reuses it), takes over a lease whose holder stopped renewing it (a killed run), and with
+artifact committed and reuses it), takes over a lease whose holder stopped renewing it, or on this host no longer
+exists (a killed run), and with
 `wait_s` refuses after that long, naming the holder."""
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ LEASE = "lease.json"
 
 class StageBusy(RuntimeError):
     """Another live run holds the lease of this stage key."""
+
+
+def _dead_here(owner: str) -> bool:
+    """Whether the lease's holder was a process on this host that no longer exists (a killed driver): then its
+    lease is stale at once, not only when it expires."""
+    try:
+        host, pid = owner.split("@", 1)[1].split(":")[:2]
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, IndexError, PermissionError):
+        return False
+    return False
 
 
 class StageLease:
@@ -75,8 +91,12 @@ class StageLease:
 
     def _try_acquire(self) -> bool:
         holder = self.read()
-        if holder is not None and holder.get("owner") != self.owner and holder.get("expires_at", 0) > time.time():
+        if holder is not None and holder.get("owner") != self.owner and holder.get("expires_at", 0) > time.time() \
+                and not _dead_here(holder.get("owner", "")):
             return False
+        if holder is not None and self.store.is_local:  # stale: removed, then the atomic create decides
+            self._clear_stale(holder)
+            holder = None
         if self.store.is_local and holder is None:
             # create-if-absent is atomic on a local filesystem: of two runs, one gets the file
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -91,6 +111,14 @@ class StageLease:
         # an object store has no create-if-absent here: write, let a concurrent writer land, read back
         time.sleep(min(1.0, self.poll_s))
         return (self.read() or {}).get("owner") == self.owner
+
+    def _clear_stale(self, holder: dict) -> None:
+        if (self.read() or {}).get("owner") != holder.get("owner"):
+            return  # someone took it over meanwhile: their fresh lease stays (the create below then fails)
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):

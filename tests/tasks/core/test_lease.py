@@ -73,3 +73,26 @@ def _file(folder, name, data):
     path = folder.parent / f"{folder.name}-{name}"
     path.write_bytes(data)
     return path
+
+
+def test_a_killed_holder_on_this_host_is_taken_over_at_once(tmp_path):
+    """A driver killed with SIGKILL leaves a lease that would stand until it expires: its pid is gone, so not."""
+    import subprocess
+    import sys
+
+    from tasks.core.store import StoreSpec
+
+    store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = StageLease(store, "s", "k" * 32, "killed-run")
+    store.fs.makedirs(stale.path.rsplit("/", 1)[0], exist_ok=True)
+    host = stale.owner.split("@", 1)[1].split(":")[0]
+    store.fs.pipe(stale.path, json.dumps({"owner": f"killed-run@{host}:{gone.pid}:x", "renewed_at": time.time(),
+                                          "expires_at": time.time() + 600}).encode())
+    with StageLease(store, "s", "k" * 32, "rerun", wait_s=2, poll_s=0.1) as lease:
+        assert lease.waited_s < 2
+    with StageLease(store, "s", "k" * 32, "holder"):  # a live holder is still waited for
+        with pytest.raises(StageBusy):
+            with StageLease(store, "s", "k" * 32, "other", wait_s=0.3, poll_s=0.1):
+                pass
