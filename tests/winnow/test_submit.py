@@ -64,7 +64,10 @@ def ray_head(tmp_path):
     proc.wait(timeout=30)
     strays = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
     for stray in strays:
-        stray.kill()
+        try:
+            stray.kill()
+        except psutil.Error:  # already gone
+            pass
     psutil.wait_procs(strays, timeout=10)
     shutil.rmtree(temp_dir, ignore_errors=True)
 
