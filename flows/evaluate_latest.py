@@ -22,6 +22,6 @@ class EvaluateLatestConfig(FlowConfig):
 @flow(name="evaluate-latest", log_prints=True)
 def evaluate_latest(cfg: EvaluateLatestConfig) -> FlowResult:
     ctx = start_run(cfg)
-    model = latest_model(cfg.model_stage, cfg.model_name, ctx)  # first: no model, no work
-    return evaluate_and_report("evaluate_latest", cfg, ctx, cfg.model_name or "latest", model,
-                               make_tiny_arith(cfg.data, ctx))
+    problems = make_tiny_arith(cfg.data, ctx)  # reused from the store when the training run made it
+    model = latest_model(cfg.model_stage, cfg.model_name, ctx, trained_on=problems)  # only models made from it
+    return evaluate_and_report("evaluate_latest", cfg, ctx, cfg.model_name or "latest", model, problems)
