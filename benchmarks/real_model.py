@@ -36,7 +36,6 @@ from flows.base import FlowConfig, finish_run, start_run  # noqa: E402
 from flows.config import apply_override, validate_config  # noqa: E402
 from flows.evaluate import EvalConfig, evaluate_model  # noqa: E402
 from tasks.core.lineage import lineage  # noqa: E402
-from tasks.core.stage_cache import StageContext  # noqa: E402
 from tasks.core.store import ArtifactRef, ArtifactStore  # noqa: E402
 from tasks.data.hf_source import DatasetConfig  # noqa: E402
 from tasks.data.model_source import ModelConfig, import_model  # noqa: E402

@@ -85,9 +85,9 @@ class StageLease:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def _record(self) -> str:
+    def _record(self) -> dict:
         now = time.time()
-        return json.dumps({"owner": self.owner, "renewed_at": now, "expires_at": now + self.ttl_s})
+        return {"owner": self.owner, "renewed_at": now, "expires_at": now + self.ttl_s}
 
     def _try_acquire(self) -> bool:
         holder = self.read()
@@ -105,9 +105,9 @@ class StageLease:
             except FileExistsError:
                 return False
             with os.fdopen(fd, "w") as fh:
-                fh.write(self._record())
+                fh.write(json.dumps(self._record()))
             return True
-        self.store._write_json_atomic(self.path, json.loads(self._record()))
+        self.store._write_json_atomic(self.path, self._record())
         # an object store has no create-if-absent here: write, let a concurrent writer land, read back
         time.sleep(min(1.0, self.poll_s))
         return (self.read() or {}).get("owner") == self.owner
@@ -124,4 +124,4 @@ class StageLease:
         while not self._stop.wait(self.ttl_s / 3):
             holder = self.read()
             if holder is None or holder.get("owner") == self.owner:
-                self.store._write_json_atomic(self.path, json.loads(self._record()))
+                self.store._write_json_atomic(self.path, self._record())

@@ -16,56 +16,20 @@ arguments depend on earlier results are learned over further rounds (at most `MA
 from __future__ import annotations
 
 import ast
-import base64
 import json
 import random
 import uuid
+from pathlib import Path
 from dataclasses import dataclass
 
+from tasks.labelling import plain_data
+from tasks.labelling.plain_data import NotPlainData, decode, encode  # noqa: F401  (re-exported for callers)
 from tasks.labelling.sandbox import SandboxLimits, SandboxResult, run_sandboxed
 
+# the codec's own source, shipped into the sandbox as a file: both sides run the same code
+_CODEC = Path(plain_data.__file__).read_text()
+
 MAX_ROUNDS = 4
-
-
-class NotPlainData(TypeError):
-    """A value that is not built from the plain types (an object with its own comparison, a generator, ...)."""
-
-
-def encode(value, depth: int = 0):
-    """A JSON-able tagged form of a plain value; exact types only (a subclass of int is not an int here)."""
-    if depth > 50:
-        raise NotPlainData("nested deeper than 50")
-    kind = type(value)
-    if value is None or kind in (bool, str):
-        return [kind.__name__, value]
-    if kind is int:
-        return ["int", str(value)]
-    if kind is float:
-        return ["float", value.hex()]
-    if kind is bytes:
-        return ["bytes", base64.b64encode(value).decode()]
-    if kind in (list, tuple, set, frozenset):
-        return [kind.__name__, [encode(v, depth + 1) for v in value]]
-    if kind is dict:
-        return ["dict", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
-    raise NotPlainData(f"a {kind.__name__} is not plain data")
-
-
-def decode(tagged):
-    """The value `encode` described; malformed input raises ValueError/TypeError (never runs code)."""
-    kind, body = tagged
-    simple = {"NoneType": lambda b: None, "bool": bool, "str": str, "int": int, "float": float.fromhex,
-              "bytes": lambda b: base64.b64decode(b, validate=True)}
-    if kind in simple:
-        value = simple[kind](body)
-        if kind in ("bool", "str") and type(value) is not type(body):
-            raise TypeError(f"bad {kind}")
-        return value
-    if kind in ("list", "tuple", "set", "frozenset"):
-        return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[kind](decode(v) for v in body)
-    if kind == "dict":
-        return {decode(k): decode(v) for k, v in body}
-    raise ValueError(f"unknown tag {kind!r}")
 
 
 class Pending:
@@ -149,7 +113,7 @@ def _run_test(code_prompt: str, test: str, entry_point: str, candidate, survey: 
 
 def _harness(entry_point: str, calls: list, marker: str) -> str:
     """The sandbox side: define the program, call the function, print the encoded results after `marker`."""
-    return (f"import json as _json\n{_ENCODER}\n"
+    return ("import json as _json\nfrom plain_data import decode as _dec, encode as _enc\n"
             "_ns = {'__name__': 'solution'}\n"
             "exec(compile(open('solution.py').read(), 'solution.py', 'exec'), _ns)\n"
             f"_fn = _ns[{entry_point!r}]\n_out = []\n"
@@ -223,7 +187,8 @@ def _sandbox_calls(program: str, entry_point: str, calls: list, limits: SandboxL
                    ) -> tuple[SandboxResult, list | None]:
     marker = f"@@winnow-results-{uuid.uuid4().hex}@@"
     whole = limits.model_copy(update={"keep_output_chars": limits.max_output_kb << 10})  # the results line entire
-    result = run_sandboxed(_harness(entry_point, calls, marker), whole, files={"solution.py": program})
+    result = run_sandboxed(_harness(entry_point, calls, marker), whole,
+                           files={"solution.py": program, "plain_data.py": _CODEC})
     lines = [line for line in result.stdout.splitlines() if line.startswith(marker)]
     if result.status != "ok" or not lines:
         return result, None
@@ -249,27 +214,3 @@ def _why(result: SandboxResult) -> str:
 _EXCEPTIONS = {cls.__name__: cls for cls in (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError,
                                              AssertionError, RuntimeError, ArithmeticError, AttributeError,
                                              NotImplementedError, OverflowError, RecursionError, LookupError)}
-# the encoder and decoder as the sandbox runs them (source text: nothing is imported from the project there)
-_ENCODER = '''
-import base64 as _b64
-def _enc(v, d=0):
-    t = type(v)
-    if d > 50: raise TypeError('too deep')
-    if v is None or t in (bool, str): return [t.__name__, v]
-    if t is int: return ['int', str(v)]
-    if t is float: return ['float', v.hex()]
-    if t is bytes: return ['bytes', _b64.b64encode(v).decode()]
-    if t in (list, tuple, set, frozenset): return [t.__name__, [_enc(x, d + 1) for x in v]]
-    if t is dict: return ['dict', [[_enc(k, d + 1), _enc(x, d + 1)] for k, x in v.items()]]
-    return ['unplain', t.__name__]
-def _dec(g):
-    k, b = g
-    if k == 'NoneType': return None
-    if k in ('bool', 'str'): return b
-    if k == 'int': return int(b)
-    if k == 'float': return float.fromhex(b)
-    if k == 'bytes': return _b64.b64decode(b)
-    if k in ('list', 'tuple', 'set', 'frozenset'):
-        return {'list': list, 'tuple': tuple, 'set': set, 'frozenset': frozenset}[k](_dec(x) for x in b)
-    if k == 'dict': return {_dec(a): _dec(x) for a, x in b}
-'''
