@@ -71,6 +71,28 @@ def ray_local():
     shutdown_ray()
 
 
+@pytest.fixture(scope="session")
+def rft_smoke_seed(tmp_path_factory):
+    """Where tests/flows/test_rft_smoke.py leaves a copy of its finished store. Tests that run the RFT smoke flow
+    again (deployments, fault injection) start from a copy of it when it is there (stores are relocatable), so
+    they pay for their own subject, not for recomputing the same stages; run alone, they compute everything."""
+    return tmp_path_factory.mktemp("rft-smoke-seed") / "store"
+
+
+@pytest.fixture()
+def warm_rft_store(rft_smoke_seed):
+    """`copy_to(dest)`: copy the seeded RFT smoke store to `dest` when a finished one exists; says whether it did."""
+    import shutil
+
+    def copy_to(dest) -> bool:
+        if not (rft_smoke_seed / "artifacts").is_dir():
+            return False
+        shutil.copytree(rft_smoke_seed, dest)
+        return True
+
+    return copy_to
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Stop Prefect's ephemeral API servers while output still goes somewhere: stopped at interpreter exit
     instead, they log to streams pytest has closed, and a traceback follows the test summary."""

@@ -162,10 +162,11 @@ def report(
 
     from tasks.core.store import ArtifactStore, StoreSpec
 
-    reports = [m for m in ArtifactStore(StoreSpec(url=store)).list("write_report")
+    artifacts = ArtifactStore(StoreSpec(url=store))
+    reports = [m for m in artifacts.list("write_report")
                if flow is None or m.get("metrics", {}).get("flow") == flow]
     if not reports:
-        known = sorted({m.get("metrics", {}).get("flow") for m in ArtifactStore(StoreSpec(url=store)).list("write_report")}
+        known = sorted({m.get("metrics", {}).get("flow") for m in artifacts.list("write_report")}
                        - {None})
         console.print(f"no {flow + ' ' if flow else ''}report in {store} yet" + (f" (flows with reports: {known})"
                                                                                if known else ""))
@@ -173,13 +174,13 @@ def report(
     if all_reports:
         table = Table("flow", "title", "report", "created")
         for m in reports:
-            table.add_row(m["metrics"].get("flow", "?"), m["metrics"].get("title", ""), f"{m['data_uri']}/report.md",
+            table.add_row(m["metrics"].get("flow", "?"), m["metrics"].get("title", ""), f"{artifacts.data_uri(m)}/report.md",
                           time.strftime("%Y-%m-%d %H:%M", time.localtime(m.get("created_at", 0))))
         console.print(table)
         return
     newest = reports[-1]
-    console.print(f"[bold]{newest['data_uri']}/report.md[/]\n")
-    with fsspec.open(f"{newest['data_uri']}/report.md", "r") as fh:
+    console.print(f"[bold]{artifacts.data_uri(newest)}/report.md[/]\n")
+    with fsspec.open(f"{artifacts.data_uri(newest)}/report.md", "r") as fh:
         console.print(fh.read())
 
 

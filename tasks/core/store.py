@@ -82,13 +82,19 @@ class ArtifactStore:
     def _artifact_dir(self, stage: str, key: str) -> str:
         return f"{self.root}/artifacts/{stage}/{key}"
 
+    def data_uri(self, manifest: dict) -> str:
+        """The data folder of a committed manifest, found beside the manifest in *this* store: a store copied to
+        another folder or bucket (a backup, a test's warm start) reads its own data, not the original's."""
+        name = manifest["data_uri"].rstrip("/").rsplit("/", 1)[-1]
+        return self.url_of(f"{self._artifact_dir(manifest['stage'], manifest['key'])}/{name}")
+
     # ---- reading ----------------------------------------------------------------------------------------
     def lookup(self, stage: str, key: str) -> ArtifactRef | None:
         """The committed artifact at (stage, key), or None when none is committed."""
         manifest = self.read_manifest_at(stage, key)
         if manifest is None:
             return None
-        return ArtifactRef(stage=stage, key=key, uri=manifest["data_uri"], content_hash=manifest["content_hash"])
+        return ArtifactRef(stage=stage, key=key, uri=self.data_uri(manifest), content_hash=manifest["content_hash"])
 
     def read_manifest_at(self, stage: str, key: str) -> dict | None:
         path = f"{self._artifact_dir(stage, key)}/{MANIFEST}"

@@ -54,7 +54,8 @@ def _artifact_dirs(store: ArtifactStore, stage: str | None) -> list[tuple[str, s
 
 
 def _data_dir(store: ArtifactStore, manifest: dict) -> str:
-    return manifest["data_uri"].split("://", 1)[-1] if not store.is_local else manifest["data_uri"]
+    uri = store.data_uri(manifest)
+    return uri.split("://", 1)[-1] if not store.is_local else uri
 
 
 def verify(store: ArtifactStore, stage: str | None = None, quarantine: bool = False) -> list[Finding]:

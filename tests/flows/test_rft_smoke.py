@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -23,7 +24,7 @@ def prefect_api():
         yield
 
 
-def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api):
+def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api, rft_smoke_seed):
     cfg = load_config(RFTConfig, "rft", "smoke", [f"store.url={tmp_path / 'store'}"])
     first = rft(cfg)
     store = ArtifactStore(cfg.store)
@@ -64,4 +65,5 @@ def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api)
     second = rft(cfg)
     assert second.report == first.report
     assert len(store.list()) == len(manifests)
+    shutil.copytree(tmp_path / "store", rft_smoke_seed)  # a warm start for later tests (conftest.rft_smoke_seed)
 

@@ -98,9 +98,10 @@ def _screenshot_run_page(ui_url: str, run, out: Path) -> str:
         driver.quit()
 
 
-def test_deployments_run_from_the_api_the_cli_and_the_schedule_and_show_in_the_ui(tmp_path):
+def test_deployments_run_from_the_api_the_cli_and_the_schedule_and_show_in_the_ui(tmp_path, warm_rft_store):
     assert shutil.which("chromium") and shutil.which("chromedriver"), "make setup installs chromium + chromium-driver"
     port, store = free_port(), tmp_path / "store"
+    warm_rft_store(store)  # what is tested here is how runs start and show, not the stages again
     manual = tmp_path / "manual.yaml"
     manual.write_text(yaml.safe_dump({"deployments": [{"name": "rft-smoke", "flow": "rft", "config": "smoke",
                                                        "overrides": ["eval.maj=null"]}]}))

@@ -32,6 +32,20 @@ def test_commit_then_lookup_roundtrip(store_spec, tmp_path):
     assert [m["key"] for m in store.list("stage")] == ["k1"]
 
 
+def test_a_copied_store_reads_its_own_data_not_the_originals(tmp_path):
+    from tasks.core.store import StoreSpec
+    import shutil
+
+    original = ArtifactStore(StoreSpec(url=str(tmp_path / "a")))
+    original.commit("stage", "k1", _make_dir(tmp_path, "d", "hello"), {})
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")
+    copy = ArtifactStore(StoreSpec(url=str(tmp_path / "b")))
+    ref = copy.lookup("stage", "k1")
+    assert ref.uri.startswith(str(tmp_path / "b"))
+    assert (copy.local_path(ref) / "a.txt").read_text() == "hello"
+
+
 def test_content_hash_follows_content(store_spec, tmp_path):
     store = ArtifactStore(store_spec)
     one = store.commit("s", "k1", _make_dir(tmp_path, "x", "same"), {})
