@@ -167,6 +167,7 @@ def main() -> None:
     print(json.dumps({"winnow_tok_s": round(winnow, 1), "vllm_tok_s": round(results["vllm"]["tok_s"], 1),
                       "hf_tok_s": round(results["hf"]["tok_s"], 1), "engines_1_tok_s": round(winnow, 1),
                       "engines_2_tok_s": round(results["winnow_2"]["tok_s"], 1), "model": args.model,
+                      "tokens": {name: r["tokens"] for name, r in results.items()},
                       "parameters": params}))
 
 

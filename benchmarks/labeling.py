@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="best of N for the math labels")
     parser.add_argument("--chunk", type=int, default=8, help="programs per Ray task")
+    parser.add_argument("--limit", type=int, help="only the first N rows of each set (a quick check)")
     args = parser.parse_args()
 
     import ray
@@ -88,14 +89,14 @@ def main() -> None:
     from tasks.data.math500 import read_math500
     from tasks.labelling.sandbox import sandbox_capabilities
 
-    gsm8k, math500, humaneval = read_gsm8k("test"), read_math500(), read_humaneval()
+    gsm8k, math500, humaneval = (rows[: args.limit] for rows in (read_gsm8k("test"), read_math500(), read_humaneval()))
     gsm8k_rate = math_labels_per_s(gsm8k, args.repeat)
     math_rate = math_labels_per_s(math500, args.repeat)
     mixed_rate = (2 * len(gsm8k) + 2 * len(math500)) / (2 * len(gsm8k) / gsm8k_rate + 2 * len(math500) / math_rate)
     floor_rate, floor_passed = exec_floor_per_s(humaneval)
     ensure_ray(RayConfig())
     cores = int(ray.cluster_resources().get("CPU", 1))
-    sandbox_per_s(humaneval[:16], args.chunk)  # warm the Ray workers (imports), not timed
+    sandbox_per_s(humaneval[: min(16, len(humaneval))], args.chunk)  # warm the Ray workers (imports), not timed
     sandbox_rate, passed = sandbox_per_s(humaneval, args.chunk)
 
     table = Table(title=f"labelling throughput ({cores} cores; sandbox layers: {sandbox_capabilities()})")
@@ -104,14 +105,14 @@ def main() -> None:
     table.add_row("math labels, GSM8K", f"{gsm8k_rate:,.0f}/s/core", f"{2 * len(gsm8k)} labels, half wrong")
     table.add_row("math labels, MATH-500", f"{math_rate:,.0f}/s/core", f"{2 * len(math500)} labels, half wrong")
     table.add_row("math labels, both", f"{mixed_rate:,.0f}/s/core", "harmonic mix by count")
-    table.add_row("HumanEval sandboxed", f"{sandbox_rate:.1f}/s", f"{passed}/164 canonical passed, {cores} cores")
-    table.add_row("HumanEval bare exec (floor)", f"{floor_rate:.1f}/s", f"{floor_passed}/164, 1 core, no isolation")
+    table.add_row("HumanEval sandboxed", f"{sandbox_rate:.1f}/s", f"{passed}/{len(humaneval)} canonical passed, {cores} cores")
+    table.add_row("HumanEval bare exec (floor)", f"{floor_rate:.1f}/s", f"{floor_passed}/{len(humaneval)}, 1 core, no isolation")
     table.add_row("sandbox / floor", f"{sandbox_rate / floor_rate:.3f}", "")
     Console().print(table)
     print(json.dumps({"math_labels_per_s_per_core": round(mixed_rate, 1), "gsm8k_labels_per_s_per_core":
                       round(gsm8k_rate, 1), "math500_labels_per_s_per_core": round(math_rate, 1),
                       "sandbox_programs_per_s": round(sandbox_rate, 2), "exec_floor_programs_per_s":
-                      round(floor_rate, 2), "humaneval_canonical_passed": passed, "humaneval_total": len(humaneval),
+                      round(floor_rate, 2), "humaneval_canonical_passed": passed, "exec_floor_passed": floor_passed, "humaneval_total": len(humaneval),
                       "cores": cores}))
 
 

@@ -116,16 +116,22 @@ def submit(
     address: str = typer.Option(os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"), help="Ray dashboard"),
     python: str = typer.Option("python", help="interpreter on the cluster nodes (the image's)"),
     wait: bool = typer.Option(False, help="follow the job until it ends; exit 1 if it failed"),
+    token_file: Optional[str] = typer.Option(None, help="the cluster's Ray auth token (default: RAY_AUTH_TOKEN, "
+                                                         "then the file RAY_AUTH_TOKEN_PATH names)"),
 ) -> None:
     """Submit the flow as a Ray Job: the driver runs on the cluster, stages use its actors and workers. The
     store must be shared storage (s3://...) so that every node and you can read the artifacts."""
-    from winnow.submission import submit_flow
+    from winnow.submission import ClusterAuthError, ray_token, submit_flow
 
     cfg, _ = _load(method, config, override)  # fail here, not on the cluster, when the config is bad
     if "://" not in cfg.store.url or cfg.store.url.startswith("file://"):
         console.print(f"[yellow]warning[/]: store.url={cfg.store.url} is a local path; on a multi-node cluster use "
                       "s3://bucket/prefix")
-    job_id, status, logs = submit_flow(address, method, config, override, python, wait)
+    try:
+        job_id, status, logs = submit_flow(address, method, config, override, python, wait, token=ray_token(token_file))
+    except (ClusterAuthError, FileNotFoundError) as exc:
+        console.print(f"[red]error[/]: {exc}")
+        raise typer.Exit(2)
     console.print(f"submitted {job_id}; follow with: ray job logs --address {address} -f {job_id}")
     if wait:
         console.print(logs[-3000:])

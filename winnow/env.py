@@ -15,7 +15,10 @@ def apply_defaults() -> None:
         # 2-core machine busy with Ray needs more than the default 20 s to start the temporary API server.
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        "RAY_AUTH_MODE": "disabled",  # Ray 2.60 token auth is for shared clusters, not the in-process one
+        # Ray 2.60 token auth is for shared clusters (docs/deploy.md): on when a token is given, else off for the
+        # in-process one
+        "RAY_AUTH_MODE": "token" if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        else "disabled",
         "RAY_USAGE_STATS_ENABLED": "0",
         "VLLM_CACHE_ROOT": str(state / "cache" / "vllm"),
         "TORCHINDUCTOR_CACHE_DIR": str(state / "cache" / "inductor"),

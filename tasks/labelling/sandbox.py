@@ -128,7 +128,9 @@ def confinement(limits: SandboxLimits) -> dict:
     weakened = [layer for layer in lacking if layer in limits.allow_weaker]
     if weakened:
         log.warning("SANDBOX WEAKENED: running model-written code without %s (sandbox.allow_weaker)", weakened)
-    return {"active": [layer for layer in required_layers() if have[layer]], "weakened": weakened}
+    kept = ["CAP_DAC_READ_SEARCH"] if have["drop_uid"] and needs_read_search(_read_roots()) else []
+    return {"active": [layer for layer in required_layers() if have[layer]], "weakened": weakened,
+            "kept_capabilities": kept}
 
 
 _PROBE = f"""
@@ -152,6 +154,17 @@ def _read_roots() -> list[str]:
     roots = {p for p in paths if p and Path(p).is_dir()} | {str(Path(sys.executable).resolve().parent)}
     roots |= {"/usr", "/lib", "/lib64", "/bin", "/etc/ssl", "/etc/localtime", "/etc/ld.so.cache", "/dev/zero"}
     return sorted(root for root in roots if Path(root).exists() and not _contains_private(Path(root)))
+
+
+def needs_read_search(roots: list[str]) -> bool:
+    """Whether the throw-away uid needs CAP_DAC_READ_SEARCH to reach the read roots: only when one lies under a
+    folder others may not traverse (a pyenv under a 0700 /root, as on the CI machine). Python in /usr or
+    /usr/local (the project's images) needs no capability at all, so none is kept (issue 14)."""
+    for root in map(Path, roots):
+        for folder in [root, *root.parents]:
+            if folder.is_dir() and not folder.stat().st_mode & 0o001:
+                return True
+    return False
 
 
 def _contains_private(root: Path) -> bool:
@@ -193,7 +206,8 @@ def _launch(workdir: Path, uid: int | None, caps: dict, limits: SandboxLimits, s
             "cpu_seconds": limits.cpu_seconds, "memory_bytes": limits.memory_mb << 20,
             "max_processes": limits.max_processes, "max_file_bytes": limits.max_file_mb << 20,
             "max_dir_bytes": limits.max_dir_mb << 20, "parent_pid": os.getpid(),
-            "max_open_files": limits.max_open_files, "read_roots": _read_roots()}
+            "max_open_files": limits.max_open_files, "read_roots": _read_roots(),
+            "keep_read_search": needs_read_search(_read_roots())}
     env = _CLEAN_ENV | {"HOME": str(workdir), "TMPDIR": str(workdir)}
     proc = subprocess.Popen([sys.executable, "-I", str(_LAUNCHER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, cwd=workdir, pass_fds=(status_write,),

@@ -107,16 +107,16 @@ class _CapData(ctypes.Structure):
 
 
 def drop_privileges(spec):
-    """Root only: become a throw-away uid (so RLIMIT_NPROC applies and root's processes are out of reach),
-    keeping CAP_DAC_READ_SEARCH alone so the interpreter can still read its own installation (which may sit
-    under a 0700 home); Landlock then limits what may be read to that installation."""
+    """Root only: become a throw-away uid (so RLIMIT_NPROC applies and root's processes are out of reach) with no
+    capability, except CAP_DAC_READ_SEARCH when the parent found the interpreter's installation under a folder
+    the uid cannot traverse (a 0700 home); Landlock still limits what may be read to that installation."""
     if os.getuid() != 0 or not spec.get("uid"):
         return
     _check(_LIBC.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(KEEPCAPS)")
     os.setgroups([])
     os.setgid(spec["uid"])
     os.setuid(spec["uid"])
-    keep = 1 << CAP_DAC_READ_SEARCH
+    keep = 1 << CAP_DAC_READ_SEARCH if spec.get("keep_read_search") else 0
     data = (_CapData * 2)(_CapData(keep, keep, 0), _CapData(0, 0, 0))
     _check(_LIBC.capset(ctypes.byref(_CapHeader(_CAP_VERSION_3, 0)), data), "capset")
 

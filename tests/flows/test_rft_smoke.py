@@ -59,7 +59,10 @@ def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api,
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["accuracy"])))
+        trained = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+            any_=["train-base", "train-rft1", "train-control"])))
     assert artifacts and artifacts[-1].type == "table"
+    assert {a.key for a in trained} == {"train-base", "train-rft1", "train-control"}
 
     # the same config again: every stage is reused, nothing new is committed
     second = rft(cfg)

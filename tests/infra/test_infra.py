@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -17,11 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 # What the code reads from the environment (winnow/env.py, flows' store default, ray_cluster/connect.py,
-# winnow/submission.py); every variable the infra sets must be one of these or a well-known one.
+# winnow/submission.py); every variable the infra sets must be one of these or a well-known one (Ray's token auth,
+# Prefect's API auth string on the server and on its clients).
 KNOWN_ENV = {"WINNOW_STORE", "PREFECT_API_URL", "RAY_ADDRESS", "RAY_AUTH_MODE", "AWS_ACCESS_KEY_ID",
              "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "HF_HUB_OFFLINE", "PREFECT_API_DATABASE_CONNECTION_URL",
              "PREFECT_UI_API_URL", "PREFECT_SERVER_ANALYTICS_ENABLED", "POSTGRES_USER", "POSTGRES_PASSWORD",
-             "POSTGRES_DB", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+             "POSTGRES_DB", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
+             "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING"}
+# The variables compose interpolates for the secrets (`${NAME:?message}`: compose refuses to start when unset/empty).
+COMPOSE_SECRETS = {"RAY_AUTH_TOKEN": "WINNOW_RAY_TOKEN", "PREFECT_API_AUTH_STRING": "WINNOW_PREFECT_AUTH",
+                   "PREFECT_SERVER_API_AUTH_STRING": "WINNOW_PREFECT_AUTH"}
+REQUIRED_VARIABLE = re.compile(r"^\$\{(\w+):\?[^}]+\}$")
+RAY_PORTS = {6379, 8265, 10001}  # GCS, dashboard + Jobs API, Ray Client
 
 
 def _docs(path: Path) -> list[dict]:
@@ -142,7 +150,189 @@ def test_prefect_worker_serves_the_work_pool_of_the_template():
     assert {"Role", "RoleBinding", "ServiceAccount"} <= set(docs)
 
 
+def _shell_env(command: str) -> tuple[dict, list[str]]:
+    """The NAME=value assignments before a shell command, and the command's words."""
+    words = shlex.split(command)
+    env = {}
+    while words and re.match(r"^[A-Za-z_]\w*=", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    return env, words
+
+
 def test_ray_up_cluster_matches_too():
     cluster = yaml.safe_load((INFRA / "ray-cluster.yaml").read_text())
     assert cluster["available_node_types"]["gpu_worker"]["resources"]["GPU"] >= 1
-    assert any("RAY_AUTH_MODE=disabled" in c for c in cluster["head_start_ray_commands"])
+    mounts = {k.replace("$HOME", "~") for k in cluster.get("file_mounts", {})}
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        starts = [_shell_env(c) for c in cluster[key] if _shell_env(c)[1][:2] == ["ray", "start"]]
+        assert starts, key
+        for env, argv in starts:
+            assert env.get("RAY_AUTH_MODE") == "token", (key, argv)
+            assert "RAY_AUTH_TOKEN" not in env, "the token is a file copied to the nodes, not a value in the config"
+            # the token file is one `ray up` copies to every node (a missing local file fails `ray up`)
+            assert env["RAY_AUTH_TOKEN_PATH"].replace("$HOME", "~") in mounts, (key, env)
+            options = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+            if "--head" in argv:  # the dashboard / Jobs API: the head's loopback only, reached through `ray dashboard`
+                assert options.get("--dashboard-host", "127.0.0.1") in ("127.0.0.1", "localhost")
+
+
+def _argv(service: dict) -> list[str]:
+    line = service.get("entrypoint") or service.get("command") or []
+    return shlex.split(line) if isinstance(line, str) else [str(w) for w in line]
+
+
+def _required_variable(value) -> str:
+    """The compose variable a value interpolates with `${NAME:?...}`; fails for a literal (a committed secret)."""
+    match = REQUIRED_VARIABLE.match(str(value))
+    assert match, f"{value!r} is not a required compose variable"
+    return match[1]
+
+
+def test_compose_ray_runs_with_a_token_it_cannot_start_without():
+    services = _docs(INFRA / "compose" / "compose.yaml")[0]["services"]
+    nodes = {name for name, s in services.items() if _argv(s)[:2] == ["ray", "start"]}
+    drivers = {name for name, s in services.items() if "RAY_ADDRESS" in (s.get("environment") or {})}
+    assert {"ray-head", "ray-worker"} <= nodes and "winnow-serve" in drivers
+    for name in nodes | drivers:
+        env = services[name]["environment"]
+        assert env.get("RAY_AUTH_MODE") == "token", name
+        assert _required_variable(env.get("RAY_AUTH_TOKEN")) == COMPOSE_SECRETS["RAY_AUTH_TOKEN"], name
+        assert "RAY_AUTH_TOKEN_PATH" not in env, name  # one source of the token; the path would shadow nothing
+        assert services[name].get("network_mode") != "host", name  # would put every Ray port on the host
+
+
+def test_compose_prefect_server_and_its_clients_share_a_required_auth_string():
+    services = _docs(INFRA / "compose" / "compose.yaml")[0]["services"]
+    servers = [s for s in services.values() if _argv(s)[:3] == ["prefect", "server", "start"]]
+    assert len(servers) == 1
+    server_auth = _required_variable(servers[0]["environment"].get("PREFECT_SERVER_API_AUTH_STRING"))
+    assert server_auth == COMPOSE_SECRETS["PREFECT_SERVER_API_AUTH_STRING"]
+    clients = {name: s["environment"] for name, s in services.items()
+               if "PREFECT_API_URL" in (s.get("environment") or {})}
+    assert {"winnow-serve", "ray-head", "ray-worker"} <= set(clients)
+    for name, env in clients.items():
+        assert _required_variable(env.get("PREFECT_API_AUTH_STRING")) == server_auth, name
+
+
+def _published(port) -> tuple[str, int]:
+    """(host address, container port) of a compose port publication, short or long syntax."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "0.0.0.0")), int(str(port["target"]).split("-")[0])
+    parts = str(port).split("/")[0].rsplit(":", 2)
+    host = parts[0].strip("[]") if len(parts) == 3 else "0.0.0.0"
+    return host, int(parts[-1].split("-")[0])
+
+
+def test_compose_publishes_ray_ports_on_loopback_only():
+    services = _docs(INFRA / "compose" / "compose.yaml")[0]["services"]
+    published = [(name, *_published(p)) for name, s in services.items() for p in s.get("ports", [])]
+    assert ("ray-head", "127.0.0.1", 8265) in published  # the dashboard / Jobs API, for `winnow submit` here
+    for name, host, port in published:
+        if port in RAY_PORTS:
+            assert host in ("127.0.0.1", "::1"), (name, host, port)
+
+
+def test_compose_secrets_are_documented():
+    text = (INFRA / "compose" / "compose.yaml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    assert required == set(COMPOSE_SECRETS.values())
+    documented = set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", (ROOT / "docs" / "deploy.md").read_text()))
+    assert required <= documented
+
+
+def _k8s_secrets() -> dict[str, dict]:
+    return {d["metadata"]["name"]: d.get("stringData") or d.get("data") or {}
+            for path in INFRA.glob("k8s/*.yaml") for d in _docs(path) if d["kind"] == "Secret"}
+
+
+def _env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env") or []}
+
+
+def _from_secret(entry: dict | None, where) -> tuple[str, str]:
+    """(secret, key) an env entry reads; fails for a literal value."""
+    assert entry is not None and "value" not in entry, (where, entry)
+    ref = entry["valueFrom"]["secretKeyRef"]
+    assert ref["key"] in _k8s_secrets().get(ref["name"], {}), (where, ref)  # a Secret the manifests define
+    return ref["name"], ref["key"]
+
+
+def _ray_k8s_containers() -> list[tuple[str, dict]]:
+    """Every container of the RayCluster and the RayJob (head, workers, autoscaler sidecar, submitter)."""
+    cluster = _docs(INFRA / "k8s" / "raycluster.yaml")[0]
+    job = _docs(INFRA / "k8s" / "rayjob.yaml")[0]
+    found = [("autoscaler", cluster["spec"]["autoscalerOptions"])] if cluster["spec"]["enableInTreeAutoscaling"] else []
+    found += [(c["name"], c) for c in _containers(cluster)]
+    if "rayClusterSpec" in job["spec"]:
+        found += [(c["name"], c) for c in _containers({"spec": job["spec"]["rayClusterSpec"]})]
+    found += [(c["name"], c) for c in job["spec"]["submitterPodTemplate"]["spec"]["containers"]]
+    return found
+
+
+def test_k8s_ray_containers_take_the_token_from_a_secret():
+    containers = _ray_k8s_containers()
+    assert {"autoscaler", "ray-head", "ray-worker", "submitter"} <= {name for name, _ in containers}
+    tokens = set()
+    for name, container in containers:
+        env = _env(container)
+        assert env.get("RAY_AUTH_MODE", {}).get("value") == "token", name
+        tokens.add(_from_secret(env.get("RAY_AUTH_TOKEN"), name))
+    assert len(tokens) == 1  # one token for the cluster and its clients
+
+
+def test_k8s_prefect_clients_and_ray_drivers_take_their_secrets_from_a_secret():
+    docs = {d["kind"]: d for d in _docs(INFRA / "k8s" / "prefect-worker.yaml")}
+    worker = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    template = json.loads((INFRA / "k8s" / "work-pool-template.json").read_text())
+    job = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"][0]
+    job_variables = template["variables"]["properties"]["env"]["default"]
+    # the flow-run Job: the worker puts the pool's env variables before the manifest's own env list
+    assert isinstance(job["env"], list) and template["job_configuration"]["env"] == "{{ env }}"
+    clients = [("prefect-worker", _env(worker), {}), ("flow-run job", _env(job), job_variables),
+               *[(name, _env(c), {}) for name, c in _ray_k8s_containers() if "env" in c]]
+    assert "PREFECT_API_URL" in _env(worker) and {"PREFECT_API_URL", "RAY_ADDRESS"} <= set(job_variables)
+    ray_token = {_from_secret(_env(c).get("RAY_AUTH_TOKEN"), name) for name, c in _ray_k8s_containers()}
+    for name, env, plain in clients:
+        names = set(env) | set(plain)
+        assert names <= KNOWN_ENV, (name, names - KNOWN_ENV)
+        assert not set(plain) & {"RAY_AUTH_TOKEN", "PREFECT_API_AUTH_STRING"}, name  # never as plain values
+        if "PREFECT_API_URL" in names:
+            _from_secret(env.get("PREFECT_API_AUTH_STRING"), name)
+        if "RAY_ADDRESS" in names:  # a driver joining the cluster
+            assert (plain.get("RAY_AUTH_MODE") or env["RAY_AUTH_MODE"]["value"]) == "token", name
+            assert _from_secret(env.get("RAY_AUTH_TOKEN"), name) in ray_token, name
+
+
+def test_k8s_auth_secret_ships_without_values():
+    secret = _k8s_secrets()["winnow-auth"]
+    assert set(secret) == {"RAY_AUTH_TOKEN", "PREFECT_API_AUTH_STRING"} <= KNOWN_ENV
+    # empty: Ray refuses to start in token mode without a token, so an unedited apply fails closed
+    assert all(value == "" for value in secret.values())
+
+
+def _auth_modes(tree) -> list[str]:
+    """Every value RAY_AUTH_MODE is given in a parsed manifest: mapping keys, k8s env entries, shell assignments."""
+    if isinstance(tree, dict):
+        found = [str(tree["value"])] if tree.get("name") == "RAY_AUTH_MODE" and "value" in tree else []
+        found += [str(v) for k, v in tree.items() if k == "RAY_AUTH_MODE"]
+        return found + [m for v in tree.values() for m in _auth_modes(v)]
+    if isinstance(tree, list):
+        return [m for v in tree for m in _auth_modes(v)]
+    if isinstance(tree, str):
+        return re.findall(r"RAY_AUTH_MODE=(\S+)", tree)
+    return []
+
+
+def test_no_manifest_turns_ray_auth_off():
+    manifests = {path: [d for d in _docs(path)] for path in [*INFRA.glob("**/*.yaml"), *INFRA.glob("**/*.yml")]}
+    manifests |= {path: [json.loads(path.read_text())] for path in INFRA.glob("**/*.json")}
+    ray_files = {"compose.yaml", "raycluster.yaml", "rayjob.yaml", "ray-cluster.yaml", "work-pool-template.json"}
+    assert ray_files <= {path.name for path in manifests}
+    for path, docs in manifests.items():
+        modes = _auth_modes(docs)
+        assert all(mode == "token" for mode in modes), (path.name, modes)
+        assert modes or path.name not in ray_files, path.name
+    for dockerfile in INFRA.glob("docker/Dockerfile*"):
+        code = "\n".join(line for line in dockerfile.read_text().splitlines() if not line.lstrip().startswith("#"))
+        assert all(m == "token" for m in re.findall(r"RAY_AUTH_MODE[=\s]\s*\"?(\w+)", code)), dockerfile.name

@@ -126,7 +126,7 @@ def test_deployments_run_from_the_api_the_cli_and_the_schedule_and_show_in_the_u
                 run = await _wait_for_run(client, flow_run.id)
                 assert run.state.is_completed(), run.state
                 keys = await _artifact_keys(client, run.id)
-                assert {"accuracy", "rft-report", "train-base", "train-rft1", "train-control"} <= keys
+                assert {"accuracy", "rft-report"} <= keys  # train-* too when it trains (tests/flows/test_rft_smoke.py)
                 cli = subprocess.run([sys.executable, "-m", "prefect", "deployment", "run", "rft/rft-smoke", "--watch"],
                                      env=os.environ | {"PREFECT_API_URL": api_url}, capture_output=True, text=True,
                                      timeout=600)

@@ -213,3 +213,37 @@ def test_killing_the_parent_kills_the_launcher_and_the_program(tmp_path):
     parent.wait()
     gone, alive = psutil.wait_procs(family, timeout=10)
     assert not alive, [(p.pid, p.cmdline()) for p in alive]
+
+
+def test_no_capability_is_kept_unless_the_interpreter_sits_behind_a_private_folder():
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tasks.labelling.sandbox import needs_read_search
+
+    top = Path(tempfile.mkdtemp(dir="/tmp"))  # not under pytest's 0700 temp root
+    try:
+        top.chmod(0o755)
+        (top / "open" / "lib").mkdir(parents=True)
+        (top / "open").chmod(0o755)
+        (top / "open" / "lib").chmod(0o755)
+        (top / "home").mkdir(mode=0o700)
+        (top / "home" / "lib").mkdir(mode=0o755)
+        assert not needs_read_search([str(top / "open" / "lib"), "/usr"])
+        assert needs_read_search([str(top / "open" / "lib"), str(top / "home" / "lib")])
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="the uid (and capabilities) are dropped only as root")
+def test_the_program_runs_with_no_capability_but_the_one_its_interpreter_needs():
+    from tasks.labelling.sandbox import _read_roots, needs_read_search
+
+    # capget(2) through ctypes (Landlock keeps /proc/self/status out of reach)
+    program = ("import ctypes, os\nhead, data = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()\n"
+               "assert ctypes.CDLL(None).capget(head, data) == 0\nprint(data[0], data[1], os.getuid())")
+    result = run_sandboxed(program, LIMITS)
+    effective, permitted, uid = map(int, result.stdout.split())
+    expected = 1 << 2 if needs_read_search(_read_roots()) else 0  # CAP_DAC_READ_SEARCH is capability 2
+    assert (effective, permitted) == (expected, expected) and uid in SANDBOX_UIDS
