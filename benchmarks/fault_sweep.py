@@ -103,10 +103,12 @@ def one_kill(stage: str, reference: Path, work: Path, rng: random.Random, config
         shutil.rmtree(store_dir / "artifacts" / s / key)
     ray_tmp = Path(tempfile.mkdtemp(prefix="fs-", dir="/tmp"))  # Ray's socket paths must stay short
     log = work / stage / "run.log"
-    delay = rng.uniform(0.1, 0.9) * min(walls)  # inside the shortest instance of the stage
+    # inside the shortest instance of the stage; one under a second is killed as soon as its lease is seen (the
+    # lease is taken before the work starts and dropped after the commit, so that is inside it)
+    delay = rng.uniform(0.0, 0.9) * min(walls) if min(walls) >= 1.0 else 0.0
     proc, deadline = start_flow(store_dir, ray_tmp, log, config), time.time() + 900
     while not lease_held(store_dir, stage) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.005)
     started = lease_held(store_dir, stage)
     time.sleep(delay)
     inside = lease_held(store_dir, stage)
@@ -157,6 +159,7 @@ def main() -> None:
     if args.pick:
         stages = rng.sample(stages, args.pick)
     work = args.work or Path(tempfile.mkdtemp(prefix="winnow-fault-sweep-"))
+    work.mkdir(parents=True, exist_ok=True)
     reference = reference_store(args.seed_store, work, args.config)
     expected = report_of(ArtifactStore(StoreSpec(url=str(reference))))
     results = []

@@ -99,14 +99,16 @@ def main() -> None:
     sandbox_per_s(humaneval[: min(16, len(humaneval))], args.chunk)  # warm the Ray workers (imports), not timed
     sandbox_rate, passed = sandbox_per_s(humaneval, args.chunk)
 
+    ray.shutdown()  # Ray's last log lines must not land after the JSON line
     table = Table(title=f"labelling throughput ({cores} cores; sandbox layers: {sandbox_capabilities()})")
     for column in ("what", "rate", "note"):
         table.add_column(column)
     table.add_row("math labels, GSM8K", f"{gsm8k_rate:,.0f}/s/core", f"{2 * len(gsm8k)} labels, half wrong")
     table.add_row("math labels, MATH-500", f"{math_rate:,.0f}/s/core", f"{2 * len(math500)} labels, half wrong")
     table.add_row("math labels, both", f"{mixed_rate:,.0f}/s/core", "harmonic mix by count")
-    table.add_row("HumanEval sandboxed", f"{sandbox_rate:.1f}/s", f"{passed}/{len(humaneval)} canonical passed, {cores} cores")
-    table.add_row("HumanEval bare exec (floor)", f"{floor_rate:.1f}/s", f"{floor_passed}/{len(humaneval)}, 1 core, no isolation")
+    total = len(humaneval)
+    table.add_row("HumanEval sandboxed", f"{sandbox_rate:.1f}/s", f"{passed}/{total} canonical passed, {cores} cores")
+    table.add_row("HumanEval bare exec (floor)", f"{floor_rate:.1f}/s", f"{floor_passed}/{total}, 1 core, no isolation")
     table.add_row("sandbox / floor", f"{sandbox_rate / floor_rate:.3f}", "")
     Console().print(table)
     print(json.dumps({"math_labels_per_s_per_core": round(mixed_rate, 1), "gsm8k_labels_per_s_per_core":

@@ -34,6 +34,9 @@ def main() -> None:
     started = time.time()
     result = rft(cfg)
     wall = time.time() - started
+    import ray
+
+    ray.shutdown()  # Ray's last log lines must not land after the JSON line
     store = ArtifactStore(cfg.store)
     rows = {}
     print(f"\n{'model':<10} {'metric':<8} {'n':>5} {'accuracy':>9}  95% CI")

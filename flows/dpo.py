@@ -19,6 +19,7 @@ from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.selection.preferences import PreferenceConfig, make_preferences
 from tasks.training.train import DPOTrainConfig
 from tasks.training.train_preference import reference_logprobs, train_dpo
+from tasks.evaluation.headline import Headline
 
 
 class DPOFlowConfig(PolicyFlowConfig):
@@ -49,6 +50,9 @@ class DPOFlowConfig(PolicyFlowConfig):
         return self
 
 
+HEADLINE = Headline(method="dpo", baselines=("base",), label="DPO")
+
+
 @flow(name="dpo", log_prints=True)
 def dpo(cfg: DPOFlowConfig) -> FlowResult:
     ctx = start_run(cfg)
@@ -61,4 +65,5 @@ def dpo(cfg: DPOFlowConfig) -> FlowResult:
     tuned = train_dpo("dpo", pairs, reference, tokenizer, sft, cfg.dpo, ctx)
     models = {"base": sft, "dpo": tuned}
     scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx) for name, model in models.items()}
-    return finish_run("dpo", cfg, ctx, scores, outputs=models | {"preferences": pairs, "reference": reference})
+    return finish_run("dpo", cfg, ctx, scores, outputs=models | {"preferences": pairs, "reference": reference},
+                      headline=HEADLINE)

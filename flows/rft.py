@@ -17,6 +17,7 @@ from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.selection.select import SelectConfig, check_criteria_fields, select_samples
 from tasks.training.train import SFTConfig, SFTSource, train_sft
+from tasks.evaluation.headline import Headline
 
 
 class RFTConfig(PolicyFlowConfig):
@@ -36,6 +37,9 @@ class RFTConfig(PolicyFlowConfig):
         # a criterion that reads a field the labeller does not write fails here, not after sampling
         check_criteria_fields(self.select.criteria, self.label.output_schema().names, "label.labellers' labels")
         return self
+
+
+HEADLINE = Headline(method="rft", baselines=("base", "control"), label="RFT")  # the paper's claim, tested first
 
 
 @flow(name="rft", log_prints=True)
@@ -60,4 +64,4 @@ def rft(cfg: RFTConfig) -> FlowResult:
     control = train_sft("control", [original], tokenizer, base, cfg.rft_sft, ctx)
     models = {"base": base, "rft": policy, "control": control}
     scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx) for name, model in models.items()}
-    return finish_run("rft", cfg, ctx, scores, outputs=models | {"selection": selections[-1]})
+    return finish_run("rft", cfg, ctx, scores, outputs=models | {"selection": selections[-1]}, headline=HEADLINE)

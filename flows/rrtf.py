@@ -24,6 +24,7 @@ from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactRef
 from tasks.training.train import RRTFTrainConfig, SFTConfig, SFTSource, train_sft
 from tasks.training.train_preference import train_rrtf
+from tasks.evaluation.headline import Headline
 
 
 class RRTFConfig(FlowConfig):
@@ -54,6 +55,9 @@ def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) ->
                                 cfg.base_sft, ctx)
 
 
+HEADLINE = Headline(method="rrtf", baselines=("base",), label="RRTF")
+
+
 @flow(name="rrtf", log_prints=True)
 def rrtf(cfg: RRTFConfig) -> FlowResult:
     ctx = start_run(cfg)
@@ -65,4 +69,4 @@ def rrtf(cfg: RRTFConfig) -> FlowResult:
     tuned = train_rrtf("rrtf", ranked, tokenizer, base, cfg.rrtf, ctx)
     scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx)
               for name, model in {"base": base, "rrtf": tuned}.items()}
-    return finish_run("rrtf", cfg, ctx, scores, outputs={"model": tuned})
+    return finish_run("rrtf", cfg, ctx, scores, outputs={"model": tuned}, headline=HEADLINE)

@@ -16,7 +16,8 @@ class RayConfig(BaseModel):
 # Variables the engines and Train workers need in their own processes (Ray workers do not inherit the driver's
 # environment when the cluster was started elsewhere).
 _FORWARDED_ENV = (
-    "PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_NUM_OF_RESERVED_CPU", "VLLM_CACHE_ROOT",
+    "PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_NUM_OF_RESERVED_CPU",
+    "VLLM_CACHE_ROOT",
     "TORCHINDUCTOR_CACHE_DIR", "HF_HUB_OFFLINE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
     "AWS_ENDPOINT_URL", "VLLM_ENABLE_V1_MULTIPROCESSING", "TOKENIZERS_PARALLELISM",
 )

@@ -180,7 +180,8 @@ def report(
     if all_reports:
         table = Table("flow", "title", "report", "created")
         for m in reports:
-            table.add_row(m["metrics"].get("flow", "?"), m["metrics"].get("title", ""), f"{artifacts.data_uri(m)}/report.md",
+            table.add_row(m["metrics"].get("flow", "?"), m["metrics"].get("title", ""),
+                          f"{artifacts.data_uri(m)}/report.md",
                           time.strftime("%Y-%m-%d %H:%M", time.localtime(m.get("created_at", 0))))
         console.print(table)
         return

@@ -13,6 +13,8 @@ from prefect.cache_policies import NONE
 from tasks.core.lineage import LineageEntry, lineage
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef, ArtifactStore
+from tasks.core.tables import read_rows
+from tasks.evaluation.headline import Headline, paired_difference, sentence
 from tasks.evaluation.report_sections import SECTIONS, Section, table
 
 Scores = dict[str, dict[str, ArtifactRef]]  # model (or result) name -> metric -> score artifact
@@ -30,6 +32,24 @@ def accuracy_rows(store: ArtifactStore, scores: Scores) -> list[dict]:
     return rows
 
 
+def headline_of(store: ArtifactStore, scores: Scores, headline: Headline | None) -> dict | None:
+    """{"sentence", "comparisons"} for the report's first line, from the per-problem scores; None when the run
+    has no such comparison (or did not score one of its sides)."""
+    if headline is None or headline.metric not in scores.get(headline.method, {}):
+        return None
+
+    def per_problem(model: str) -> dict[str, float]:
+        rows = read_rows(store, scores[model][headline.metric], "per_problem")
+        return {r["prompt_id"]: float(r["score"]) for r in rows}
+
+    method = per_problem(headline.method)
+    comparisons = {b: paired_difference(method, per_problem(b)) for b in headline.baselines
+                   if headline.metric in scores.get(b, {})}
+    if not comparisons:
+        return None
+    return {"sentence": sentence(headline.label, comparisons), "metric": headline.metric, "comparisons": comparisons}
+
+
 def timing_rows(store: ArtifactStore, entries: list[LineageEntry]) -> list[dict]:
     return [{"stage": e.label, "artifact": e.ref.short, "wall_s": store.manifest(e.ref)["timings"]["wall_s"]}
             for e in entries]
@@ -44,8 +64,9 @@ def stage_sections(store: ArtifactStore, entries: list[LineageEntry], out: Path)
     return [section for fn, group in groups.items() if (section := fn(group, store, out)) is not None]
 
 
-def render(title: str, accuracy: list[dict], sections: list[Section], timing: list[dict]) -> str:
-    lines = [f"# {title}", ""]
+def render(title: str, accuracy: list[dict], sections: list[Section], timing: list[dict],
+           headline: dict | None = None) -> str:
+    lines = [f"# {title}", ""] + ([f"**{headline['sentence']}** ({headline['metric']})", ""] if headline else [])
     if accuracy:
         lines += ["## Held-out accuracy (95% Wilson interval)", ""] + table(accuracy, {
             "model": lambda r: r["model"], "metric": lambda r: r["metric"], "n": lambda r: str(r["n"]),
@@ -84,26 +105,30 @@ def plot_accuracy(rows: list[dict], path: Path) -> None:
 
 
 @task(name="write_report", retries=1, cache_policy=NONE)
-def write_report(flow: str, title: str, scores: Scores, ctx: StageContext) -> ArtifactRef:
+def write_report(flow: str, title: str, scores: Scores, ctx: StageContext,
+                 headline: Headline | None = None) -> ArtifactRef:
     """report.md + accuracy.png + the sections' plots + summary.json, from `scores` and the run's lineage;
     published to the Prefect UI on every run (also when the report itself is reused)."""
     store = ctx.open_store()
     entries = lineage(ctx.run_id)
     accuracy = accuracy_rows(store, scores)
+    first = headline_of(store, scores, headline)
 
     def compute(out: Path) -> dict:
         sections = stage_sections(store, entries, out)
         timing = timing_rows(store, entries)
-        (out / "report.md").write_text(render(title, accuracy, sections, timing))
+        (out / "report.md").write_text(render(title, accuracy, sections, timing, first))
         if accuracy:
             plot_accuracy(accuracy, out / "accuracy.png")
-        summary = {"flow": flow, "accuracy": accuracy, "timing": timing} | {s.title: s.rows for s in sections}
+        summary = {"flow": flow, "headline": first, "accuracy": accuracy, "timing": timing} | {
+            s.title: s.rows for s in sections}
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         return {"flow": flow, "title": title, "accuracy": accuracy}
 
     inputs = {f"score:{m}:{k}": ref for m, d in scores.items() for k, ref in d.items()}
     inputs |= {f"stage{i}:{e.label}": e.ref for i, e in enumerate(entries)}
-    ref = run_stage(ctx, "write_report", {"flow": flow, "title": title}, inputs, compute)
+    config = {"flow": flow, "title": title} | ({"headline": headline.model_dump()} if headline else {})
+    ref = run_stage(ctx, "write_report", config, inputs, compute)
     markdown = (store.local_path(ref) / "report.md").read_text()
     if accuracy:
         create_table_artifact(key="accuracy", table=accuracy, description=f"{title}: held-out accuracy")

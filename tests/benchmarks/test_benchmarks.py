@@ -30,8 +30,9 @@ def test_rft_gain_reports_what_the_flow_scored(tmp_path, warm_rft_store):
     result = run_benchmark("rft_gain.py", "-c", "smoke", "-s", f"store.url={tmp_path / 'store'}")
     cfg = load_config(RFTConfig, "rft", "smoke", [f"store.url={tmp_path / 'store'}"])
     store = ArtifactStore(cfg.store)
-    scored = {m["metrics"]["model"]: m["metrics"]["accuracy"] for m in store.list("score_accuracy")
-              if m["metrics"].get("metric") == "pass@1"}
+    report = store.lookup("write_report", store.list("write_report")[-1]["key"])
+    summary = json.loads((store.local_path(report) / "summary.json").read_text())
+    scored = {row["model"]: row["accuracy"] for row in summary["accuracy"] if row["metric"] == "pass@1"}
     assert result["n_test"] == cfg.data.n_test
     assert (result["base_acc"], result["rft_acc"], result["control_acc"]) == (
         scored["base"], scored["rft"], scored["control"])

@@ -42,6 +42,10 @@ def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api,
     summary = json.loads((report_dir / "summary.json").read_text())
     assert {row["model"] for row in summary["accuracy"]} == {"base", "rft", "control"}
     assert all(row["n"] == cfg.data.n_test for row in summary["accuracy"])
+    # the first line states the effect, paired over the same held-out problems (tasks/evaluation/headline.py)
+    comparisons = summary["headline"]["comparisons"]
+    assert set(comparisons) == {"base", "control"} and all(c["n"] == cfg.data.n_test for c in comparisons.values())
+    assert markdown.splitlines()[2] == f"**{summary['headline']['sentence']}** (pass@1)"
 
     # the model folders load in transformers and generate
     from transformers import AutoModelForCausalLM, AutoTokenizer

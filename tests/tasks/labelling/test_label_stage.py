@@ -2,6 +2,8 @@
 labellers combine, and a reward model scores on Ray actors."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from models.reward_model import build_tiny_reward_model, encode_for_reward, rewards_at_eos
@@ -14,6 +16,7 @@ from tasks.core.tables import read_rows, write_rows
 
 ADD = {"id": "add", "prompt": "def add(a, b):\n    \"\"\"Sum.\"\"\"\n", "entry_point": "add",
        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
+CANARY = "/tmp/winnow-stage-canary"
 HOSTILE = {
     "fork_bomb": "    import os\n    while True:\n        os.fork()\n",
     "infinite_loop": "    while True:\n        pass\n",
@@ -25,7 +28,8 @@ HOSTILE = {
     "print_1gb": "    import sys\n    for _ in range(1 << 14):\n        sys.stdout.write('x' * 65536)\n",
     "sys_exit": "    import sys\n    sys.exit(0)\n",
     "segfault": "    import ctypes\n    ctypes.string_at(0)\n",
-    "delete_files": "    import shutil\n    shutil.rmtree('/work')\n    return a + b\n",
+    # a canary the test makes, never a folder that matters should the sandbox ever fail open
+    "delete_files": f"    import shutil\n    shutil.rmtree({CANARY!r})\n    return a + b\n",
 }
 
 
@@ -46,6 +50,9 @@ def test_hostile_programs_and_malformed_rows_get_failure_labels_and_the_stage_co
     # first, before anything hostile exists: every layer active, none waived (the stage also refuses otherwise)
     assert confinement(SandboxLimits())["weakened"] == []
     store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
+    os.makedirs(f"{CANARY}/inside", exist_ok=True)
+    if os.path.exists("/tmp/winnow-stage-escape"):
+        os.remove("/tmp/winnow-stage-escape")
     problems = _commit(store, "problems", "test", [ADD, {"id": "no-tests", "prompt": "def f():\n"}], tmp_path)
     texts = {"good": "    return a + b\n", **HOSTILE}
     rows = [_sample("add", i, t) for i, t in enumerate(texts.values())]
@@ -64,6 +71,7 @@ def test_hostile_programs_and_malformed_rows_get_failure_labels_and_the_stage_co
     assert "not among the problems" in by_name["missing"]["error"]
     assert "field 'test' is missing" in by_name["no-tests"]["error"]
     assert "called sys.exit" in by_name["sys_exit"]["error"]
+    assert os.path.isdir(f"{CANARY}/inside") and not os.path.exists("/tmp/winnow-stage-escape")
 
 
 @pytest.mark.slow
