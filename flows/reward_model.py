@@ -1,9 +1,12 @@
 """Reward model (InstructGPT, Sec. 3.5): SFT policy → K samples per prompt → label → preference pairs (correct
 vs incorrect) → RM from the SFT model, reward at EOS, offset so demonstrations score 0 → held-out pairwise
-accuracy. The result plugs into the label stage as `labellers: [{name: reward_model}]`."""
+accuracy, and best-of-N on held-out problems: the RM's pick among the policy's K samples vs their majority answer
+(the use an RM is for: choosing). The result plugs into the label stage as `labellers: [{name: reward_model}]`."""
 from __future__ import annotations
 
 from prefect import flow
+
+from pydantic import BaseModel, ConfigDict
 
 from flows.base import FlowResult, finish_run, start_run
 from flows.policy import PolicyFlowConfig, sft_base
@@ -13,6 +16,16 @@ from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.selection.preferences import PreferenceConfig, make_preferences
 from tasks.training.train import RewardModelTrainConfig
 from tasks.training.train_preference import evaluate_reward_model, train_reward_model
+from tasks.evaluation.rerank import RerankConfig, rerank
+
+
+class BestOfNConfig(BaseModel):
+    """K samples per held-out problem from the SFT policy, labelled by answer, picked from by the RM."""
+
+    model_config = ConfigDict(extra="forbid")
+    sample: GenerateConfig = GenerateConfig(split="test", sampling=SamplingSpec(n=8, temperature=0.7))
+    label: LabelConfig = LabelConfig(split="test")
+    rerank: RerankConfig = RerankConfig()
 
 
 class RewardModelConfig(PolicyFlowConfig):
@@ -22,6 +35,7 @@ class RewardModelConfig(PolicyFlowConfig):
     preferences: PreferenceConfig = PreferenceConfig()
     reward_model: RewardModelTrainConfig = RewardModelTrainConfig(optim={"loss": "pairwise_rm", "steps": 200,
                                                                          "lr": 1e-3})
+    best_of_n: BestOfNConfig = BestOfNConfig()
 
 
 @flow(name="reward-model", log_prints=True)
@@ -34,5 +48,8 @@ def reward_model(cfg: RewardModelConfig) -> FlowResult:
     preferences = make_preferences("rm", labels, problems, cfg.preferences, ctx)
     rm = train_reward_model("rm", preferences, tokenizer, policy, demonstrations, cfg.reward_model, ctx)
     heldout = evaluate_reward_model("rm", rm, preferences, ctx)
-    return finish_run("reward_model", cfg, ctx, {"reward model": {"held-out pairs": heldout}},
-                      outputs={"model": rm, "evaluation": heldout})
+    test_samples = sample_completions("rm-best-of-n", problems, {"base": policy}, cfg.best_of_n.sample, ctx)
+    test_labels = label_rewards("rm-best-of-n", test_samples, problems, cfg.best_of_n.label, ctx)
+    best = rerank("rm", test_labels, problems, rm, cfg.best_of_n.rerank, ctx)
+    return finish_run("reward_model", cfg, ctx, {"reward model": {"held-out pairs": heldout, "best-of-n": best}},
+                      outputs={"model": rm, "evaluation": heldout, "best_of_n": best})

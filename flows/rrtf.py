@@ -1,5 +1,6 @@
 """RRTF (PanGu-Coder2, Shen et al. 2023): sample K programs per problem → run their unit tests (sandboxed) →
-rank by the results → train with the ranking loss plus SFT on the best → pass@1 before and after.
+rank by the results → train with the ranking loss plus SFT on the best → pass@1 before and after, beside a
+compute-matched control (SFT on the best responses alone: RRTF without its ranking term).
 
 The policy is a tiny model trained here on the embedded tiny-code task (`base_sft`, digit tokenizer), or a
 pretrained model from any model source (`model`: HF folder, s3://, hub id or packaged GGUF, e.g. SmolLM2 for the
@@ -55,7 +56,14 @@ def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) ->
                                 cfg.base_sft, ctx)
 
 
-HEADLINE = Headline(method="rrtf", baselines=("base",), label="RRTF")
+HEADLINE = Headline(method="rrtf", baselines=("base", "control"), label="RRTF")
+
+
+def matched_sft(train: RRTFTrainConfig) -> SFTConfig:
+    """The control: SFT on each group's best response alone, with RRTF's model, optimiser, steps and groups per
+    step — RRTF minus its ranking term, so a gain over it is the ranking's (derived, so it cannot drift)."""
+    return SFTConfig(model=train.model, optim=train.optim.model_copy(update={"loss": "sft"}), batching="padded",
+                     resources=train.resources, lora=train.lora, init_seed=train.init_seed)
 
 
 @flow(name="rrtf", log_prints=True)
@@ -67,6 +75,8 @@ def rrtf(cfg: RRTFConfig) -> FlowResult:
     tested = label_rewards("rrtf", samples, problems, cfg.label, ctx)
     ranked = make_preferences("rrtf", tested, problems, cfg.preferences, ctx)
     tuned = train_rrtf("rrtf", ranked, tokenizer, base, cfg.rrtf, ctx)
-    scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx)
-              for name, model in {"base": base, "rrtf": tuned}.items()}
-    return finish_run("rrtf", cfg, ctx, scores, outputs={"model": tuned}, headline=HEADLINE)
+    control = train_sft("rrtf-control", [SFTSource(ref=ranked, split="best_train")], tokenizer, base,
+                        matched_sft(cfg.rrtf), ctx)
+    models = {"base": base, "rrtf": tuned, "control": control}
+    scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx) for name, model in models.items()}
+    return finish_run("rrtf", cfg, ctx, scores, outputs={"model": tuned, "control": control}, headline=HEADLINE)

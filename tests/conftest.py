@@ -72,25 +72,50 @@ def ray_local():
 
 
 @pytest.fixture(scope="session")
-def rft_smoke_seed(tmp_path_factory):
-    """Where tests/flows/test_rft_smoke.py leaves a copy of its finished store. Tests that run the RFT smoke flow
-    again (deployments, fault injection) start from a copy of it when it is there (stores are relocatable), so
-    they pay for their own subject, not for recomputing the same stages; run alone, they compute everything."""
-    return tmp_path_factory.mktemp("rft-smoke-seed") / "store"
+def smoke_stores(tmp_path_factory):
+    """Where each flow's smoke test (tests/flows/test_<flow>_smoke.py) leaves a copy of its finished store, by flow
+    name. Tests that run the same flows again (deployments, Ray Job submission, the benchmarks, fault injection)
+    start from those copies when they are there (stores are relocatable), so they pay for their own subject, not
+    for recomputing the same stages; run alone, they compute everything. They carry the marker
+    `reuses_smoke_runs` and run after every other test (pytest_collection_modifyitems)."""
+    return tmp_path_factory.mktemp("smoke-stores")
+
+
+@pytest.fixture(scope="session")
+def rft_smoke_seed(smoke_stores):
+    return smoke_stores / "rft"
 
 
 @pytest.fixture()
-def warm_rft_store(rft_smoke_seed):
-    """`copy_to(dest)`: copy the seeded RFT smoke store to `dest` when a finished one exists; says whether it did."""
+def keep_smoke_store(smoke_stores):
+    """`keep(flow, store_dir)`: a flow's smoke test keeps a copy of its store once it is final."""
     import shutil
 
-    def copy_to(dest) -> bool:
-        if not (rft_smoke_seed / "artifacts").is_dir():
-            return False
-        shutil.copytree(rft_smoke_seed, dest)
-        return True
+    return lambda flow, store_dir: shutil.copytree(store_dir, smoke_stores / flow, dirs_exist_ok=True)
+
+
+@pytest.fixture()
+def warm_store(smoke_stores):
+    """`copy_to(dest, *flows)`: merge the kept smoke stores of `flows` into `dest`; the flows that had one."""
+    import shutil
+
+    def copy_to(dest, *flows: str) -> list[str]:
+        found = [f for f in flows if (smoke_stores / f / "artifacts").is_dir()]
+        for flow in found:
+            shutil.copytree(smoke_stores / flow, dest, dirs_exist_ok=True)
+        return found
 
     return copy_to
+
+
+@pytest.fixture()
+def warm_rft_store(warm_store):
+    return lambda dest: bool(warm_store(dest, "rft"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that start from the smoke tests' stores run last, after those tests (a stable sort)."""
+    items.sort(key=lambda item: item.get_closest_marker("reuses_smoke_runs") is not None)
 
 
 def pytest_sessionfinish(session, exitstatus):

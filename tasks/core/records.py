@@ -240,6 +240,10 @@ PREFERENCE_PAIRS = RecordSchema("preference pairs", (
     Column("prompt_id", pa.string()), Column("prompt", pa.string()), Column("chosen", pa.string()),
     Column("rejected", pa.string()), *PRESENTATION,
 ))
+BEST_RESPONSES = RecordSchema("best responses", (  # RRTF's fine-tuning target alone: its SFT control's data
+    Column("prompt_id", pa.string()), Column("prompt", pa.string()), Column("completion", pa.string()),
+    Column("score", pa.float64()), *PRESENTATION,
+))
 PREFERENCE_GROUPS = RecordSchema("preference groups", (
     Column("prompt_id", pa.string()), Column("prompt", pa.string()), Column("texts", STRINGS),
     Column("scores", pa.list_(pa.float64())),  # best first, one per text

@@ -140,6 +140,26 @@ def breakdowns(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> 
         "n": lambda r: str(r["n"]), "accuracy": lambda r: f"{r['accuracy']:.1%}"}))
 
 
+@register_section("rerank")
+def reranking(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> Section:
+    """Best-of-N on held-out problems: the reward model's pick vs the majority answer vs any correct (pass@N)."""
+    rows = [{"rerank": e.label} | c for e in entries for c in store.manifest(e.ref)["metrics"]["curves"]]
+
+    def draw(ax) -> None:
+        for way, label in (("rm", "best by reward model"), ("maj", "majority vote"), ("oracle", "any correct")):
+            ax.plot([r["n"] for r in rows], [100 * r[way] for r in rows], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("N samples per problem")
+        ax.set_ylabel("held-out accuracy (%)")
+        ax.legend()
+
+    _plot(out / "best_of_n.png", draw)
+    pct = lambda way: lambda r: f"{r[way]:.1%} [{r[way + '_ci95'][0]:.1%}, {r[way + '_ci95'][1]:.1%}]"  # noqa: E731
+    return Section("Best of N", rows, table(rows, {
+        "N": lambda r: str(r["n"]), "problems": lambda r: str(r["problems"]), "reward model's pick": pct("rm"),
+        "majority": pct("maj"), "any correct (pass@N)": pct("oracle")}) + ["", "![best of N](best_of_n.png)"])
+
+
 @register_section("load_dataset")
 def datasets(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> Section:
     """Every imported dataset: its rows, and the rows skipped as bad (never silently dropped)."""

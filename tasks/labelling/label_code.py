@@ -40,7 +40,7 @@ def unit_test_program(completion: str, problem: dict) -> str:
 UNIT_TEST_FIELDS = {"program_wall_s": pa.float64()}
 
 
-@register_labeller("unit_tests", fields=UNIT_TEST_FIELDS, sandboxed=True)
+@register_labeller("unit_tests", fields=UNIT_TEST_FIELDS, sandboxed=True, answers=False)
 def label_unit_tests(completion: str, problem: dict, options: LabelOptions) -> dict:
     """Reward 1 when every test passes, else 0; `status` is pass / fail / timeout / error. The function runs in
     the sandbox, the tests here on its plain-data results (tasks/labelling/verdicts.py)."""

@@ -62,20 +62,34 @@ BATCH_LABELLERS = Registry("batch labeller")
 LABELLER_FIELDS: dict[str, tuple[Column, ...]] = {}
 # labellers that run model-written code: the label stage checks the sandbox's confinement before any of them runs
 SANDBOXED: set[str] = set()
+# labellers whose labels carry no answer (`pred`) to vote on: unit tests pass or fail, a reward model scores;
+# maj@K means nothing for them (issue 15: RRTF's report showed maj@8 = 0% for code)
+NO_ANSWER: set[str] = set()
 
 
 def register_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None,
-                      sandboxed: bool = False) -> Callable[[F], F]:
+                      sandboxed: bool = False, answers: bool = True) -> Callable[[F], F]:
     """Register a row labeller with the Arrow types of the fields it adds to the core label columns; `sandboxed`
-    when it runs model-written code (tasks/labelling/sandbox.py)."""
+    when it runs model-written code (tasks/labelling/sandbox.py); `answers` when its labels carry the answer
+    they judged (`pred`), so samples can vote."""
     if sandboxed:
         SANDBOXED.add(name)
+    if not answers:
+        NO_ANSWER.add(name)
     return _register(ROW_LABELLERS, name, fields)
 
 
-def register_batch_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None) -> Callable[[F], F]:
+def register_batch_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None,
+                            answers: bool = True) -> Callable[[F], F]:
     """Register a batch labeller with the Arrow types of the fields it adds to the core label columns."""
+    if not answers:
+        NO_ANSWER.add(name)
     return _register(BATCH_LABELLERS, name, fields)
+
+
+def answers_vote(names: list[str]) -> bool:
+    """Whether labels by these labellers (the first one's `pred` is kept) carry answers that can vote."""
+    return bool(names) and names[0] not in NO_ANSWER
 
 
 def _register(registry: Registry, name: str, fields: Mapping[str, pa.DataType] | None) -> Callable[[F], F]:

@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.core.records import PREFERENCE_GROUPS, PREFERENCE_PAIRS, prompt_columns
+from tasks.core.records import BEST_RESPONSES, PREFERENCE_GROUPS, PREFERENCE_PAIRS, prompt_columns
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
@@ -58,8 +58,9 @@ def ranked_group(samples: list[dict], size: int) -> list[tuple[str, float]]:
 @task(name="make_preferences", retries=1, cache_policy=NONE, task_run_name="make_preferences[{name}]")
 def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg: PreferenceConfig,
                      ctx: StageContext) -> ArtifactRef:
-    """pairs_{train,test}.parquet (prompt, chosen, rejected) and groups_{train,test}.parquet (prompt, texts,
-    scores), split by prompt."""
+    """pairs_{train,test}.parquet (prompt, chosen, rejected), groups_{train,test}.parquet (prompt, texts,
+    scores) and best_{train,test}.parquet (each group's best response as an SFT row: the data of RRTF's
+    fine-tuning term alone, for its compute-matched control), split by prompt."""
 
     def compute(out: Path) -> dict:
         store = ctx.open_store()
@@ -67,7 +68,7 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
         by_prompt: dict[str, list[dict]] = defaultdict(list)
         for row in read_rows(store, labels, "labels"):
             by_prompt[row["prompt_id"]].append(row)
-        tables: dict[str, list[dict]] = {f"{kind}_{side}": [] for kind in ("pairs", "groups")
+        tables: dict[str, list[dict]] = {f"{kind}_{side}": [] for kind in ("pairs", "groups", "best")
                                          for side in ("train", "test")}
         for pid, samples in sorted(by_prompt.items()):
             side = "test" if heldout(pid, cfg.heldout_fraction, cfg.seed) else "train"
@@ -78,9 +79,11 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
             if len({score for _, score in group}) > 1:  # all-equal scores teach a ranking nothing
                 tables[f"groups_{side}"].append({"prompt_id": pid, **prompts[pid],
                                                  "texts": [t for t, _ in group], "scores": [s for _, s in group]})
+                tables[f"best_{side}"].append({"prompt_id": pid, **prompts[pid], "completion": group[0][0],
+                                               "score": group[0][1]})
+        schemas = {"pairs": PREFERENCE_PAIRS, "groups": PREFERENCE_GROUPS, "best": BEST_RESPONSES}
         for table, rows in tables.items():
-            write_records(out / f"{table}.parquet", rows, PREFERENCE_PAIRS if table.startswith("pairs")
-                          else PREFERENCE_GROUPS)
+            write_records(out / f"{table}.parquet", rows, schemas[table.split("_")[0]])
         return {table: len(rows) for table, rows in tables.items()} | {"prompts": len(by_prompt)}
 
     return run_stage(ctx, "make_preferences", cfg, {"labels": labels, "problems": problems}, compute)

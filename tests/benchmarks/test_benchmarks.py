@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.reuses_smoke_runs]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -71,6 +71,22 @@ def test_generation_benchmark_generates_the_same_tokens_on_every_backend(tmp_pat
                            "--hf-prompts", "2", "--hf-batch", "2", "--store", str(tmp_path / "store"))
     # fixed length (ignore_eos): every backend produces prompts × n × max_tokens tokens
     assert result["tokens"] == {"vllm": 64, "winnow_1": 64, "winnow_2": 64, "hf": 32}
+
+
+def test_method_effects_reports_every_method_and_its_spread(tmp_path, warm_store):
+    """One seed of each method's smoke config, reused from the smoke tests' stores: the JSON line's numbers are
+    the flows' own scores."""
+    store = tmp_path / "store"
+    warm_store(store, "reward_model", "rrtf", "dpo")
+    result = run_benchmark("method_effects.py", "--seeds", "1", "--rm-config", "smoke", "--rrtf-config", "smoke",
+                           "--dpo-config", "smoke", "-s", f"all:store.url={store}", timeout=1500)
+    assert set(result) >= {"reward_model", "rrtf", "dpo"}
+    rm = result["reward_model"]
+    assert rm["best_of_8"] <= rm["pass_8"] and rm["maj_8"] <= rm["pass_8"] and rm["n_pairs"] > 0
+    for method, arms in (("rrtf", {"base", "rrtf", "control"}), ("dpo", {"base", "dpo"})):
+        r = result[method]
+        assert r["seeds"] == 1 and set(r["seed_sd"]) == arms and all(sd == 0.0 for sd in r["seed_sd"].values())
+        assert all(r[arm] == r["runs"][0][arm]["acc"] for arm in arms)  # one seed: the mean is that run
 
 
 def test_fault_sweep_recovers_from_a_kill_in_a_seeded_stage(tmp_path, rft_smoke_seed):

@@ -14,7 +14,7 @@ from tasks.core.tables import read_rows
 
 
 @pytest.mark.slow
-def test_dpo_flow_pairs_reference_training_and_report(tmp_path, ray_local):
+def test_dpo_flow_pairs_reference_training_and_report(tmp_path, ray_local, keep_smoke_store):
     cfg = load_config(DPOFlowConfig, "dpo", "smoke", [f"store.url={tmp_path / 'store'}"])
     result = dpo(cfg)
     store = ArtifactStore(cfg.store)
@@ -48,6 +48,7 @@ def test_dpo_flow_pairs_reference_training_and_report(tmp_path, ray_local):
     for needle in (f"| base | pass@1 | {n_test} |", f"| dpo | pass@1 | {n_test} |", "## Preference data",
                    "| train_dpo[dpo] |"):
         assert needle in report
+    keep_smoke_store("dpo", tmp_path / "store")  # a warm start for later tests (conftest.py)
 
 
 @pytest.mark.parametrize("override, message", [

@@ -16,7 +16,8 @@ from tasks.core.tables import read_rows
 pytestmark = pytest.mark.slow
 
 
-def test_reward_model_flow_trains_normalises_evaluates_and_plugs_into_labelling(tmp_path, ray_local):
+def test_reward_model_flow_trains_normalises_evaluates_and_plugs_into_labelling(tmp_path, ray_local,
+                                                                                  keep_smoke_store):
     cfg = load_config(RewardModelConfig, "reward_model", "smoke", [f"store.url={tmp_path / 'store'}"])
     result = reward_model(cfg)
     store = ArtifactStore(cfg.store)
@@ -30,6 +31,13 @@ def test_reward_model_flow_trains_normalises_evaluates_and_plugs_into_labelling(
     assert (folder / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (store.local_path(result.report) / "report.md").read_text()
     assert "| reward model | pairwise accuracy |" in report and "## Preference data" in report
+    # best-of-N: one row per N over every held-out problem; the oracle (any correct) bounds both ways of picking
+    best = store.manifest(result.outputs["best_of_n"])["metrics"]
+    assert [c["n"] for c in best["curves"]] == [1, 2, 4] and all(c["problems"] == cfg.data.n_test
+                                                                 for c in best["curves"])
+    assert all(c["rm"] <= c["oracle"] and c["maj"] <= c["oracle"] for c in best["curves"])
+    assert best["curves"][0]["rm"] == best["curves"][0]["oracle"]  # of one sample, every way picks that one
+    assert "## Best of N" in report and (store.local_path(result.report) / "best_of_n.png").exists()
     # every stage's row points at that stage's own artifact (the RM row once showed the normalised model's)
     timing = json.loads((store.local_path(result.report) / "summary.json").read_text())["timing"]
     rows = {r["stage"]: r["artifact"] for r in timing}
@@ -43,3 +51,4 @@ def test_reward_model_flow_trains_normalises_evaluates_and_plugs_into_labelling(
     ctx = StageContext(store=cfg.store, show_progress=False)
     labels = read_rows(store, label_rewards.fn("with-rm", samples, problems, label_cfg, ctx), "labels")
     assert all(r["reward"] == pytest.approx(r["reward_math_answer"] * r["reward_reward_model"]) for r in labels)
+    keep_smoke_store("reward_model", tmp_path / "store")  # a warm start for later tests (conftest.py)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -24,7 +23,7 @@ def prefect_api():
         yield
 
 
-def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api, rft_smoke_seed):
+def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api, keep_smoke_store):
     cfg = load_config(RFTConfig, "rft", "smoke", [f"store.url={tmp_path / 'store'}"])
     first = rft(cfg)
     store = ArtifactStore(cfg.store)
@@ -72,5 +71,5 @@ def test_rft_flow_end_to_end_then_fully_reused(tmp_path, ray_local, prefect_api,
     second = rft(cfg)
     assert second.report == first.report
     assert len(store.list()) == len(manifests)
-    shutil.copytree(tmp_path / "store", rft_smoke_seed)  # a warm start for later tests (conftest.rft_smoke_seed)
+    keep_smoke_store("rft", tmp_path / "store")  # a warm start for later tests (conftest.py)
 

@@ -98,6 +98,7 @@ def _screenshot_run_page(ui_url: str, run, out: Path) -> str:
         driver.quit()
 
 
+@pytest.mark.reuses_smoke_runs
 def test_deployments_run_from_the_api_the_cli_and_the_schedule_and_show_in_the_ui(tmp_path, warm_rft_store):
     assert shutil.which("chromium") and shutil.which("chromedriver"), "make setup installs chromium + chromium-driver"
     port, store = free_port(), tmp_path / "store"

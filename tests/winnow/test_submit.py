@@ -84,6 +84,7 @@ def _seed_bucket(fs, seed: Path, prefix: str) -> None:
     fs.put([str(p) for p in files], [f"{prefix}/{p.relative_to(seed).as_posix()}" for p in files])
 
 
+@pytest.mark.reuses_smoke_runs
 def test_submit_runs_the_flow_as_a_ray_job_with_artifacts_in_s3(ray_head, s3_endpoint, rft_smoke_seed, tmp_path):
     import s3fs
 
