@@ -114,8 +114,13 @@ def warm_rft_store(warm_store):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests that start from the smoke tests' stores run last, after those tests (a stable sort)."""
-    items.sort(key=lambda item: item.get_closest_marker("reuses_smoke_runs") is not None)
+    """Tests that start from the smoke tests' stores run last, after those tests (a stable sort); one that reuses
+    a store which itself reuses another's (`reuses_smoke_runs(after=2)`) runs after that one."""
+    def order(item) -> int:
+        marker = item.get_closest_marker("reuses_smoke_runs")
+        return 0 if marker is None else marker.kwargs.get("after", 1)
+
+    items.sort(key=order)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -59,20 +59,21 @@ def test_labeling_benchmark_passes_the_canonical_programs_in_the_sandbox():
 
 
 def test_training_benchmark_runs_each_batching_and_ray_train():
-    result = run_benchmark("training.py", "--examples", "24", "--epochs", "1", "--batch", "8", "--pack-len", "256",
-                           "--ray-steps", "2")
+    result = run_benchmark("training.py", "--examples", "16", "--epochs", "1", "--batch", "8", "--pack-len", "256",
+                           "--ray-steps", "1")
     for batching in ("packed", "padded", "bucketed"):
         assert result[f"{batching}_tok_s"] > 0 and result[f"{batching}_final_loss"] > 0
     assert result["raytrain_1w_s"] > 0 and result["plain_torch_s"] > 0
 
 
 def test_generation_benchmark_generates_the_same_tokens_on_every_backend(tmp_path):
-    result = run_benchmark("generation.py", "--prompts", "4", "--n", "2", "--max-tokens", "8", "--shard-size", "2",
+    result = run_benchmark("generation.py", "--prompts", "4", "--n", "2", "--max-tokens", "4", "--shard-size", "2",
                            "--hf-prompts", "2", "--hf-batch", "2", "--store", str(tmp_path / "store"))
     # fixed length (ignore_eos): every backend produces prompts × n × max_tokens tokens
-    assert result["tokens"] == {"vllm": 64, "winnow_1": 64, "winnow_2": 64, "hf": 32}
+    assert result["tokens"] == {"vllm": 32, "winnow_1": 32, "winnow_2": 32, "hf": 16}
 
 
+@pytest.mark.reuses_smoke_runs(after=2)  # after the DPO smoke test, which itself starts from the RM's store
 def test_method_effects_reports_every_method_and_its_spread(tmp_path, warm_store):
     """One seed of each method's smoke config, reused from the smoke tests' stores: the JSON line's numbers are
     the flows' own scores."""
@@ -91,9 +92,10 @@ def test_method_effects_reports_every_method_and_its_spread(tmp_path, warm_store
 
 def test_fault_sweep_recovers_from_a_kill_in_a_seeded_stage(tmp_path, rft_smoke_seed):
     """One SIGKILL at a seeded point of a seeded stage (the whole sweep is `python benchmarks/fault_sweep.py`);
-    the stages drawn from are those whose recomputation fits the suite's budget."""
+    the stages drawn from are those whose recomputation (with everything downstream) fits the suite's budget; the
+    full sweep over every stage is in the closing note of issue 14."""
     seed = ["--seed-store", str(rft_smoke_seed)] if (rft_smoke_seed / "artifacts").is_dir() else []
-    result = run_benchmark("fault_sweep.py", "--stages", "sample_completions,label_rewards,select_samples",
+    result = run_benchmark("fault_sweep.py", "--stages", "select_samples,score_accuracy,write_report",
                            "--pick", "1", "--seed", "14", "--work", str(tmp_path), *seed, timeout=1500)
     assert result["kills"] == result["recovered"] == result["identical_reports"] == 1, result
     assert result["verify_clean"] is True

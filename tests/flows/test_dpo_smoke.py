@@ -14,14 +14,15 @@ from tasks.core.tables import read_rows
 
 
 @pytest.mark.slow
-def test_dpo_flow_pairs_reference_training_and_report(tmp_path, ray_local, keep_smoke_store):
+@pytest.mark.reuses_smoke_runs  # the SFT base and its labelled samples: the reward-model smoke run's (same sizes)
+def test_dpo_flow_pairs_reference_training_and_report(tmp_path, ray_local, keep_smoke_store, warm_store):
+    warm_store(tmp_path / "store", "reward_model")
     cfg = load_config(DPOFlowConfig, "dpo", "smoke", [f"store.url={tmp_path / 'store'}"])
     result = dpo(cfg)
     store = ArtifactStore(cfg.store)
 
     # every pair: a correct (chosen) and an incorrect (rejected) sample of the same training problem
-    labels = store.lookup("label_rewards", next(m["key"] for m in store.list("label_rewards")
-                                                if m["config"]["split"] == "train"))
+    labels = store.lookup("label_rewards", store.manifest(result.outputs["preferences"])["inputs"]["labels"]["key"])
     correct = {(r["prompt_id"], r["text"]): r["correct"] for r in read_rows(store, labels, "labels")}
     pairs = read_rows(store, result.outputs["preferences"], "pairs_train")
     assert pairs and all(correct[(p["prompt_id"], p["chosen"])] and not correct[(p["prompt_id"], p["rejected"])]
