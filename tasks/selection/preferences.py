@@ -8,12 +8,13 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.core.records import BEST_RESPONSES, PREFERENCE_GROUPS, PREFERENCE_PAIRS, prompt_columns
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
+from tasks.selection.select import CRITERIA
 
 
 class PreferenceConfig(BaseModel):
@@ -23,6 +24,27 @@ class PreferenceConfig(BaseModel):
     max_group_size: int = Field(default=8, ge=2, description="responses per RRTF group")
     heldout_fraction: float = Field(default=0.2, ge=0, lt=1, description="prompts kept for evaluation")
     seed: int = 0
+    chosen_criteria: list[str] = Field(default_factory=list, description="rejection criteria a correct sample must "
+                                       "also pass to be preferred (valid_calculations, grounded_calculations): a "
+                                       "lucky final answer over wrong arithmetic is neither chosen nor rejected")
+
+    @field_validator("chosen_criteria")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in CRITERIA]
+        if unknown:
+            raise ValueError(f"unknown criteria {unknown}; registered: {sorted(CRITERIA)}")
+        return names
+
+
+def trusted(samples: list[dict], criteria: list[str]) -> list[dict]:
+    """One prompt's samples without the correct ones that fail `criteria` (issue 15: on tiny-arith most
+    "correct" samples reached the answer through wrong arithmetic, and pairs of them taught a reward model noise)."""
+    kept = [s for s in samples if s["correct"]]
+    for name in criteria:
+        kept = CRITERIA[name](kept)
+    good = {id(s) for s in kept}
+    return [s for s in samples if not s["correct"] or id(s) in good]
 
 
 def heldout(prompt_id: str, fraction: float, seed: int) -> bool:
@@ -71,6 +93,7 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
         tables: dict[str, list[dict]] = {f"{kind}_{side}": [] for kind in ("pairs", "groups", "best")
                                          for side in ("train", "test")}
         for pid, samples in sorted(by_prompt.items()):
+            samples = trusted(samples, cfg.chosen_criteria)
             side = "test" if heldout(pid, cfg.heldout_fraction, cfg.seed) else "train"
             for chosen, rejected in preference_pairs(samples, cfg.max_pairs_per_prompt):
                 tables[f"pairs_{side}"].append({"prompt_id": pid, **prompts[pid], "chosen": chosen,
