@@ -14,7 +14,7 @@ from tasks.core.records import BEST_RESPONSES, PREFERENCE_GROUPS, PREFERENCE_PAI
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
-from tasks.selection.select import CRITERIA
+from tasks.selection.select import CRITERIA, registered_criteria
 
 
 class PreferenceConfig(BaseModel):
@@ -31,10 +31,7 @@ class PreferenceConfig(BaseModel):
     @field_validator("chosen_criteria")
     @classmethod
     def _registered(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in CRITERIA]
-        if unknown:
-            raise ValueError(f"unknown criteria {unknown}; registered: {sorted(CRITERIA)}")
-        return names
+        return registered_criteria(names)
 
 
 def trusted(samples: list[dict], criteria: list[str]) -> list[dict]:

@@ -117,10 +117,15 @@ class SelectConfig(BaseModel):
     @field_validator("criteria")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in CRITERIA]
-        if unknown:
-            raise ValueError(f"unknown criteria {unknown}; known: {sorted(CRITERIA)}")
-        return names
+        return registered_criteria(names)
+
+
+def registered_criteria(names: list[str]) -> list[str]:
+    """`names`, or a config error naming the unknown ones and the registered ones."""
+    unknown = [n for n in names if n not in CRITERIA]
+    if unknown:
+        raise ValueError(f"unknown criteria {unknown}; known: {sorted(CRITERIA)}")
+    return names
 
 
 def select_per_prompt(rows: list[dict], criteria: list[str], labels: str = "the labels") -> dict[str, list[dict]]:
