@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tasks.core.catalog import ancestors  # noqa: E402
 from tasks.core.store import ArtifactStore, StoreSpec  # noqa: E402
 from tasks.core.store_maintenance import collect_garbage, verify  # noqa: E402
 from winnow.env import apply_defaults  # noqa: E402
@@ -70,17 +71,8 @@ def kill_run(proc: subprocess.Popen, ray_tmp: Path) -> int:
 
 def downstream(store: ArtifactStore, stage: str) -> list[tuple[str, str]]:
     """(stage, key) of every artifact of `stage` and of everything computed from one of them."""
-    manifests = store.list()
-    doomed = {(m["stage"], m["key"]) for m in manifests if m["stage"] == stage}
-    grew = True
-    while grew:
-        grew = False
-        for m in manifests:
-            ins = {(i["stage"], i["key"]) for i in m.get("inputs", {}).values()}
-            if (m["stage"], m["key"]) not in doomed and ins & doomed:
-                doomed.add((m["stage"], m["key"]))
-                grew = True
-    return sorted(doomed)
+    return sorted((m["stage"], m["key"]) for m in store.list()
+                  if m["stage"] == stage or any(s == stage for s, _ in ancestors(store, m["stage"], m["key"])))
 
 
 def report_of(store: ArtifactStore) -> dict:

@@ -89,7 +89,8 @@ def main() -> None:
     from tasks.data.math500 import read_math500
     from tasks.labelling.sandbox import sandbox_capabilities
 
-    gsm8k, math500, humaneval = (rows[: args.limit] for rows in (read_gsm8k("test"), read_math500(), read_humaneval()))
+    gsm8k, math500, humaneval = (rows[: args.limit]
+                                 for rows in (read_gsm8k("test"), read_math500(), read_humaneval()))
     gsm8k_rate = math_labels_per_s(gsm8k, args.repeat)
     math_rate = math_labels_per_s(math500, args.repeat)
     mixed_rate = (2 * len(gsm8k) + 2 * len(math500)) / (2 * len(gsm8k) / gsm8k_rate + 2 * len(math500) / math_rate)
@@ -114,8 +115,8 @@ def main() -> None:
     print(json.dumps({"math_labels_per_s_per_core": round(mixed_rate, 1), "gsm8k_labels_per_s_per_core":
                       round(gsm8k_rate, 1), "math500_labels_per_s_per_core": round(math_rate, 1),
                       "sandbox_programs_per_s": round(sandbox_rate, 2), "exec_floor_programs_per_s":
-                      round(floor_rate, 2), "humaneval_canonical_passed": passed, "exec_floor_passed": floor_passed, "humaneval_total": len(humaneval),
-                      "cores": cores}))
+                      round(floor_rate, 2), "humaneval_canonical_passed": passed, "exec_floor_passed": floor_passed,
+                      "humaneval_total": len(humaneval), "cores": cores}))
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def rerank(name: str, labels: ArtifactRef, problems: ArtifactRef, scorer: Artifa
     def compute(out: Path) -> dict:
         store = ctx.open_store()
         prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, cfg.split)}
-        rows = [r for r in read_rows(store, labels, "labels")]
+        rows = read_rows(store, labels, "labels")
         missing = sorted({r["prompt_id"] for r in rows} - set(prompts))[:3]
         if missing:
             raise ValueError(f"labels {labels.short}: prompt ids {missing} are not in the {cfg.split!r} problems")

@@ -128,7 +128,7 @@ def confinement(limits: SandboxLimits) -> dict:
     weakened = [layer for layer in lacking if layer in limits.allow_weaker]
     if weakened:
         log.warning("SANDBOX WEAKENED: running model-written code without %s (sandbox.allow_weaker)", weakened)
-    kept = ["CAP_DAC_READ_SEARCH"] if have["drop_uid"] and needs_read_search(_read_roots()) else []
+    kept = ["CAP_DAC_READ_SEARCH"] if have["drop_uid"] and _keep_read_search() else []
     return {"active": [layer for layer in required_layers() if have[layer]], "weakened": weakened,
             "kept_capabilities": kept}
 
@@ -154,6 +154,12 @@ def _read_roots() -> list[str]:
     roots = {p for p in paths if p and Path(p).is_dir()} | {str(Path(sys.executable).resolve().parent)}
     roots |= {"/usr", "/lib", "/lib64", "/bin", "/etc/ssl", "/etc/localtime", "/etc/ld.so.cache", "/dev/zero"}
     return sorted(root for root in roots if Path(root).exists() and not _contains_private(Path(root)))
+
+
+@functools.cache
+def _keep_read_search() -> bool:
+    """`needs_read_search` of this process's read roots, worked out once, not per program launched."""
+    return needs_read_search(_read_roots())
 
 
 def needs_read_search(roots: list[str]) -> bool:
@@ -207,7 +213,7 @@ def _launch(workdir: Path, uid: int | None, caps: dict, limits: SandboxLimits, s
             "max_processes": limits.max_processes, "max_file_bytes": limits.max_file_mb << 20,
             "max_dir_bytes": limits.max_dir_mb << 20, "parent_pid": os.getpid(),
             "max_open_files": limits.max_open_files, "read_roots": _read_roots(),
-            "keep_read_search": needs_read_search(_read_roots())}
+            "keep_read_search": _keep_read_search()}
     env = _CLEAN_ENV | {"HOME": str(workdir), "TMPDIR": str(workdir)}
     proc = subprocess.Popen([sys.executable, "-I", str(_LAUNCHER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, cwd=workdir, pass_fds=(status_write,),
