@@ -27,6 +27,9 @@ class EvalConfig(BaseModel):
     breakdown: FieldList = Field(default_factory=list, description="problem fields to break scores down by (MATH: "
                                  "level, subject)")
 
+    def greedy_only(self) -> "EvalConfig":
+        return self.model_copy(update={"maj": None, "rescore": []})
+
     @field_validator("rescore")
     @classmethod
     def _registered(cls, names: list[str]) -> list[str]:

@@ -52,16 +52,19 @@ def rft(cfg: RFTConfig) -> FlowResult:
                                       cfg.base_sft.model_copy(update={"init_seed": seed}), ctx)
         for seed in cfg.pool_seeds}
 
-    policy, pooled_labels, selections = base, [], []
+    policies, pooled_labels, selections = [], [], []
     for r in range(1, cfg.rounds + 1):
         samples = sample_completions(f"round{r}", problems, samplers, cfg.sample, ctx)
         pooled_labels.append(label_rewards(f"round{r}", samples, problems, cfg.label, ctx))
         selections.append(select_samples(pooled_labels, problems, cfg.select, ctx))
         selected = SFTSource(ref=selections[-1], split="selected")
-        policy = train_sft(f"rft{r}", [original, selected], tokenizer, start.init, cfg.rft_sft, ctx)
-        samplers = {f"rft{r}": policy}
+        policies.append(train_sft(f"rft{r}", [original, selected], tokenizer, start.init, cfg.rft_sft, ctx))
+        samplers = {f"rft{r}": policies[-1]}
 
     control = train_sft("control", [original], tokenizer, base, cfg.rft_sft, ctx)
-    models = {"base": base, "rft": policy, "control": control}
+    models = {"base": base, "rft": policies[-1], "control": control}
     scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx) for name, model in models.items()}
+    # earlier rounds get greedy pass@1 only: does a round add to the one before it (the paper's RFT-U question)?
+    scores |= {f"rft{r}": evaluate_model(f"rft{r}", model, problems, cfg.eval.greedy_only(), ctx)
+               for r, model in enumerate(policies[:-1], start=1)}
     return finish_run("rft", cfg, ctx, scores, outputs=models | {"selection": selections[-1]}, headline=HEADLINE)

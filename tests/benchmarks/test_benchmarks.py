@@ -27,8 +27,10 @@ def test_rft_gain_reports_what_the_flow_scored(tmp_path, warm_rft_store):
     from tasks.core.store import ArtifactStore
 
     warm_rft_store(tmp_path / "store")
-    result = run_benchmark("rft_gain.py", "-c", "smoke", "-s", f"store.url={tmp_path / 'store'}")
-    cfg = load_config(RFTConfig, "rft", "smoke", [f"store.url={tmp_path / 'store'}"])
+    # a second round on top of the smoke test's first (reused): each round's model is scored
+    overrides = [f"store.url={tmp_path / 'store'}", "rounds=2"]
+    result = run_benchmark("rft_gain.py", "-c", "smoke", *[a for o in overrides for a in ("-s", o)])
+    cfg = load_config(RFTConfig, "rft", "smoke", overrides)
     store = ArtifactStore(cfg.store)
     report = store.lookup("write_report", store.list("write_report")[-1]["key"])
     summary = json.loads((store.local_path(report) / "summary.json").read_text())
@@ -36,6 +38,26 @@ def test_rft_gain_reports_what_the_flow_scored(tmp_path, warm_rft_store):
     assert result["n_test"] == cfg.data.n_test
     assert (result["base_acc"], result["rft_acc"], result["control_acc"]) == (
         scored["base"], scored["rft"], scored["control"])
+    assert result["rounds"] == [{"round": 1, "acc": scored["rft1"]}, {"round": 2, "acc": scored["rft"]}]
+    assert "seeds" not in result  # one seed: no spread to report
+
+
+def test_rft_gain_over_seeds_reports_means_and_the_spread_between_them():
+    from benchmarks.rft_gain import combine
+
+    def run(base, rft, control, r1):
+        return {"n_test": 10, "base_acc": base, "rft_acc": rft, "control_acc": control, "base_ci95": [0, 1],
+                "rounds": [{"round": 1, "acc": r1}, {"round": 2, "acc": rft}]}
+
+    line = combine([run(0.1, 0.4, 0.2, 0.3), run(0.3, 0.6, 0.2, 0.5)])
+    assert line["seeds"] == 2 and line["n_test"] == 10
+    assert line["base_acc"] == pytest.approx(0.2) and line["rft_acc"] == pytest.approx(0.5)
+    assert line["rounds"] == [{"round": 1, "acc": pytest.approx(0.4)}, {"round": 2, "acc": pytest.approx(0.5)}]
+    # sd of (0.1, 0.3) is 0.1414; the 95% t-interval with 1 degree of freedom is 12.706 * sd / sqrt(2) wide
+    assert line["seed_sd"]["base"] == pytest.approx(2 ** 0.5 / 10)
+    assert line["seed_ci95"]["base"] == pytest.approx([0.2 - 1.2706, 0.2 + 1.2706])
+    assert line["seed_sd"]["control"] == 0 and line["seed_ci95"]["control"] == pytest.approx([0.2, 0.2])
+    assert combine([run(0.1, 0.4, 0.2, 0.3)])["rft_acc"] == 0.4  # one seed: the run's own line
 
 
 def test_calibrate_rft_runs_a_tiny_variant(tmp_path):
