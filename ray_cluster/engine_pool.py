@@ -37,6 +37,18 @@ class GenerationEngine:
 
         return generate_records(self.backend, prompts, sampling)
 
+    def update_weights(self, weights: dict) -> float:
+        """Swap in new weights without restarting (online RL); returns the seconds it took."""
+        started = time.time()
+        self.backend.update_weights(weights)
+        return time.time() - started
+
+    def sample_tokens(self, prompt_ids: list[list[int]], sampling: SamplingSpec, seeds: list[int]) -> list:
+        return self.backend.sample_tokens(prompt_ids, sampling, seeds)
+
+    def sequence_logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]:
+        return self.backend.sequence_logprobs(prompt_ids, completion_ids)
+
     def ping(self) -> bool:
         return True
 

@@ -60,6 +60,15 @@ def error_records(prompt: PromptRecord, prompt_tokens: int, n: int, model_id: st
                              gen_s=0.0, error=error) for k in range(n)]
 
 
+class TokenSample(BaseModel):
+    """One sampled response as tokens, for online RL (issue 16): what the trainer scores must be exactly what the
+    engine sampled, so no detokenise/retokenise round trip."""
+
+    token_ids: list[int]
+    logprobs: list[float]  # the sampler's log-probability of each sampled token
+    eos: bool  # ended on the EOS token, not on the length budget
+
+
 class EngineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     backend: Literal["vllm", "hf"] = "vllm"
@@ -70,6 +79,9 @@ class EngineSpec(BaseModel):
     max_model_len: int | None = Field(default=None, ge=16, description="vLLM context; None: the model's own")
     seed: int = Field(default=0, description="engine seed (sampling uses per-prompt seeds from SamplingSpec.seed)")
     tensor_parallel_size: int = Field(default=1, ge=1, description="vLLM: GPUs one engine spans (large models)")
+    logprobs_mode: Literal["raw_logprobs", "processed_logprobs"] = Field(
+        default="raw_logprobs", description="vLLM: log-probs of the raw model, or after temperature/top-p (online "
+        "RL compares the sampler's with the trainer's temperature-scaled ones)")
 
 
 class GenerationBackend(Protocol):
@@ -78,6 +90,11 @@ class GenerationBackend(Protocol):
 
     def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]: ...
     def close(self) -> None: ...
+    # online RL (issue 16): weights swapped in place, samples as tokens, the proof that a swap took effect
+    def update_weights(self, weights: dict) -> None: ...
+    def sample_tokens(self, prompt_ids: list[list[int]], sampling: SamplingSpec, seeds: list[int]
+                      ) -> list[list[TokenSample]]: ...
+    def sequence_logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]: ...
 
 
 def prompt_seed(seed: int, prompt_id: str) -> int:

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from ray_cluster.generation import (
-    CompletionRecord, EngineSpec, PromptRecord, SamplingSpec, cut_at_stop, error_records, prompt_seed,
+    CompletionRecord, EngineSpec, PromptRecord, SamplingSpec, TokenSample, cut_at_stop, error_records, prompt_seed,
 )
 from ray_cluster.model_inputs import context_error, encode_for_model
 
@@ -86,6 +86,45 @@ class HFBackend:
                 cumulative_logprob=float(logprobs[row, :length].sum()) if logprobs is not None else None,
             ))
         return records
+
+    def update_weights(self, weights: dict) -> None:
+        self.model.load_state_dict(weights, strict=True)
+
+    def sample_tokens(self, prompt_ids: list[list[int]], sampling: SamplingSpec, seeds: list[int]
+                      ) -> list[list[TokenSample]]:
+        """One prompt at a time (no padding to get wrong); log-probs from the processed scores (temperature,
+        top-p), as the RL trainer computes them."""
+        import torch
+
+        eos, results = self.tokenizer.eos_token_id, []
+        for ids, seed in zip(prompt_ids, seeds):
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                out = self.model.generate(
+                    input_ids=torch.tensor([ids], device=self.device),
+                    attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=self.device),
+                    max_new_tokens=min(sampling.max_tokens, self.context - len(ids)), do_sample=True,
+                    temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None,
+                    num_return_sequences=sampling.n, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos,
+                    return_dict_in_generate=True, output_scores=True)
+            new = out.sequences[:, len(ids):]
+            logprobs = torch.log_softmax(torch.stack(out.scores, 1).float(), -1).gather(-1, new[..., None])[..., 0]
+            samples = []
+            for row, logp in zip(new.tolist(), logprobs.tolist()):
+                length = _completion_length(row, eos, self.tokenizer.pad_token_id, False)
+                samples.append(TokenSample(token_ids=row[:length], logprobs=logp[:length],
+                                           eos=length > 0 and row[length - 1] == eos))
+            results.append(samples)
+        return results
+
+    def sequence_logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]:
+        import torch
+
+        ids = torch.tensor([prompt_ids + completion_ids], device=self.device)
+        with torch.no_grad():
+            logp = torch.log_softmax(self.model(ids).logits[0, :-1].float(), -1)
+        targets = ids[0, 1:]
+        return logp.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1:].tolist()
 
     def close(self) -> None:
         self.model = None

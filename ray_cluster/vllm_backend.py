@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ray_cluster.generation import (
-    CompletionRecord, EngineSpec, PromptRecord, SamplingSpec, error_records, prompt_seed,
+    CompletionRecord, EngineSpec, PromptRecord, SamplingSpec, TokenSample, error_records, prompt_seed,
 )
 from ray_cluster.model_inputs import context_error, encode_for_model
 
@@ -18,7 +18,7 @@ def engine_kwargs(model_dir: Path, spec: EngineSpec) -> dict:
 
     kwargs = dict(model=str(model_dir), dtype=spec.dtype, enforce_eager=spec.enforce_eager,
                   max_model_len=spec.max_model_len, seed=spec.seed, disable_log_stats=True,
-                  tensor_parallel_size=spec.tensor_parallel_size)
+                  tensor_parallel_size=spec.tensor_parallel_size, logprobs_mode=spec.logprobs_mode)
     if not torch.cuda.is_available():
         # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded request's prompt is split
         # over steps by chunked prefill; whole-prompt prefill avoids it and keeps per-prompt seeds.
@@ -78,6 +78,39 @@ class VLLMBackend:
             seed=prompt_seed(sampling.seed, prompt.prompt_id),
             logprobs=0 if sampling.logprobs else None, ignore_eos=sampling.ignore_eos,
         )
+
+    def update_weights(self, weights: dict) -> None:
+        """New weights in place, engine kept up (issue 16): vLLM's own reload path, which repacks tensors for its
+        kernels (a plain `load_weights` fails on CPU), then drop the prefix cache, whose KV was computed with the
+        old weights and would otherwise be served again."""
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(weights.items()),
+                                                          "is_checkpoint_format": True})
+        self.llm.reset_prefix_cache()
+
+    def sample_tokens(self, prompt_ids: list[list[int]], sampling: SamplingSpec, seeds: list[int]
+                      ) -> list[list[TokenSample]]:
+        """n samples per prompt as token ids with the sampler's per-token log-probs."""
+        from vllm import SamplingParams
+
+        params = [SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                                 top_k=sampling.top_k or -1, max_tokens=min(sampling.max_tokens,
+                                                                           self.context - len(ids)),
+                                 seed=seed, logprobs=0) for ids, seed in zip(prompt_ids, seeds)]
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], params, use_tqdm=False)
+        eos = self.tokenizer.eos_token_id
+        return [[TokenSample(token_ids=list(o.token_ids),
+                             logprobs=[step[token].logprob for step, token in zip(o.logprobs, o.token_ids)],
+                             eos=bool(o.token_ids) and o.token_ids[-1] == eos) for o in output.outputs]
+                for output in outputs]
+
+    def sequence_logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]:
+        """The engine's log-probability of each completion token after the prompt (the weight-sync proof)."""
+        from vllm import SamplingParams
+
+        ids = prompt_ids + completion_ids
+        out = self.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0),
+                                use_tqdm=False)[0]
+        return [out.prompt_logprobs[i][ids[i]].logprob for i in range(len(prompt_ids), len(ids))]
 
     def close(self) -> None:
         # Without an explicit shutdown vLLM leaves /dev/shm segments behind (see shared/STACK.md).

@@ -249,3 +249,13 @@ PREFERENCE_GROUPS = RecordSchema("preference groups", (
     Column("scores", pa.list_(pa.float64())),  # best first, one per text
     *PRESENTATION,
 ))
+
+# --- rollouts.parquet (tasks/training/online_rl.py): what the policy saw and was rewarded for, per iteration ------
+ROLLOUTS = RecordSchema("rollouts", (
+    Column("iteration", pa.int64()), Column("prompt_id", pa.string()), Column("sample_index", pa.int64()),
+    Column("text", pa.string()), Column("response_tokens", pa.int64()), Column("eos", pa.bool_()),
+    Column("score", pa.float64()),  # the labellers' combined reward
+    Column("reward", pa.float64()),  # what the update used: after the missing-EOS penalty and whitening
+    Column("correct", pa.bool_()), Column("status", pa.string()), Column("advantage", pa.float64()),
+    Column("sampler_logprob", pa.float64()),  # sum over the response, as the engine sampled it
+))

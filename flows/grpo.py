@@ -1,0 +1,56 @@
+"""GRPO (Shao et al. 2024, DeepSeekMath) and its critic-free family, online.
+
+SFT base → for each iteration: G samples per prompt on the long-lived engines → rewards from the registered
+labellers → group-relative advantages → clipped policy update with a k3 KL loss to the frozen SFT model → new
+weights into the engines → evaluate base and policy on the held-out problems. RLOO, Dr. GRPO and DAPO are the
+same recipe with another registered estimator / aggregation / clip (configs/grpo/*.yaml).
+"""
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import Field, model_validator
+
+from flows.base import FlowResult, finish_run, start_run
+from flows.evaluate import EvalConfig
+from flows.evaluate import evaluate_model
+from flows.policy import PolicyFlowConfig, sft_base
+from models.rl.config import OnlineRLConfig
+from tasks.evaluation.headline import Headline
+from tasks.labelling.label import LabelConfig
+from tasks.labelling.labellers import ROW_LABELLERS
+from tasks.training.online_rl import OnlineRLStart, train_online
+
+
+class OnlineFlowConfig(PolicyFlowConfig):
+    """The common fields of the online recipes (GRPO, PPO)."""
+
+    rl: OnlineRLConfig = OnlineRLConfig()
+    label: LabelConfig = Field(default=LabelConfig(split="train"), description="the reward: any row labellers")
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _row_labellers(self):
+        # rewards are computed per sample inside the loop, under a per-sample timeout
+        batch = [s.name for s in self.label.labellers if s.name not in ROW_LABELLERS]
+        if batch:
+            raise ValueError(f"label.labellers: {batch} label in batches; online RL takes per-sample labellers "
+                             f"{sorted(ROW_LABELLERS)}")
+        return self
+
+
+class GRPOConfig(OnlineFlowConfig):
+    title: str = "GRPO on tiny-arith"
+
+
+HEADLINE = Headline(method="grpo", baselines=("base",), label="GRPO")
+
+
+@flow(name="grpo", log_prints=True)
+def grpo(cfg: GRPOConfig) -> FlowResult:
+    ctx = start_run(cfg)
+    start = sft_base(cfg, ctx)
+    policy = train_online("grpo", OnlineRLStart(policy=start.base, problems=start.problems,
+                                                test_split=cfg.eval.greedy.split), cfg.rl, cfg.label, ctx)
+    models = {"base": start.base, "grpo": policy}
+    scores = {name: evaluate_model(name, model, start.problems, cfg.eval, ctx) for name, model in models.items()}
+    return finish_run("grpo", cfg, ctx, scores, outputs=models, headline=HEADLINE)

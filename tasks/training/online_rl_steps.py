@@ -1,0 +1,227 @@
+"""The steps of one online-RL iteration (tasks/training/online_rl.py): which prompts, rollouts on the engines,
+rewards from the labellers, advantages, and the run's final artifact. Actors compute; these functions move
+their results between them; the stage persists."""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from models.rl.advantages import ADVANTAGES, AdvantageConfig, AdvantageInputs
+from models.rl.batch import pack
+from models.rl.config import OnlineRLConfig
+from models.rl.losses import KL_ESTIMATORS, masked_mean, missing_eos_penalty, shaped_token_rewards, whiten
+from models.sft_data import prompt_format
+from ray_cluster.folders import RemoteFolder
+from ray_cluster.generation import PromptRecord, SamplingSpec, TokenSample, prompt_seed
+from tasks.labelling.label import LabelConfig, combine_labels, label_chunk
+
+
+@dataclass
+class Actors:
+    """The run's long-lived actors: rollout engines and the trainer, plus the tokenizer and encoded prompts."""
+
+    engines: list
+    trainer: object
+    tokenizer: object
+    encoded: dict[str, list[int]]  # problem id → prompt token ids (as every backend encodes them)
+    pad_id: int
+    max_tokens: int
+
+    def sync_weights(self) -> float:
+        """Trainer → every engine, in place; the seconds it took (recorded each iteration)."""
+        import ray
+
+        started = time.time()
+        weights = ray.put(ray.get(self.trainer.weights.remote()))
+        ray.get([engine.update_weights.remote(weights) for engine in self.engines])
+        return time.time() - started
+
+    def restore(self, weights: dict, state: dict) -> None:
+        import ray
+
+        ray.get(self.trainer.restore.remote(weights, state))
+        self.sync_weights()
+
+    def trainer_state(self) -> tuple[dict, dict]:
+        import ray
+
+        return ray.get([self.trainer.weights.remote(), self.trainer.state.remote()])
+
+    def trainer_update(self, batch: "RLBatch", kl_coef: float, seed: int) -> dict:
+        import ray
+
+        return ray.get(self.trainer.update.remote(batch.tensors, batch.advantages, batch.old_logp, batch.ref_logp,
+                                                  kl_coef, seed))
+
+    def close(self) -> None:
+        import ray
+
+        for engine in self.engines:
+            try:
+                ray.get(engine.close.remote(), timeout=60)
+            except Exception:  # a dead engine has nothing left to close
+                pass
+            ray.kill(engine, no_restart=True)
+        ray.kill(self.trainer, no_restart=True)
+
+
+def start_actors(folder: RemoteFolder, local: Path, problems: list[dict], cfg: OnlineRLConfig, ctx) -> Actors:
+    """Encode every prompt (an over-long one fails here, naming its row, before any actor starts), then start the
+    engines and the trainer with the resources the config gives them."""
+    import ray
+    from transformers import AutoConfig, AutoTokenizer
+
+    from models.sft_data import encode_prompt
+    from ray_cluster.connect import ensure_ray
+    from ray_cluster.engine_pool import GenerationEngine
+    from ray_cluster.policy_trainer import PolicyTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(local)
+    context = cfg.rollout.engine.max_model_len or AutoConfig.from_pretrained(local).max_position_embeddings
+    encoded = {}
+    for i, row in enumerate(problems):
+        ids = encode_prompt(tokenizer, row["prompt"], **prompt_format(row))
+        if len(ids) >= context:
+            raise ValueError(f"problem row {i} (id {row['id']!r}): prompt has {len(ids)} tokens; the model's "
+                             f"context is {context}")
+        encoded[row["id"]] = ids
+    ensure_ray(ctx.ray)
+    pool = cfg.rollout.pool
+    engine_cls = ray.remote(GenerationEngine).options(num_cpus=pool.cpus_per_engine, num_gpus=pool.gpus_per_engine)
+    engines = [engine_cls.remote(folder, "policy", cfg.rollout.engine, pool.cpus_per_engine)
+               for _ in range(pool.num_engines)]
+    trainer = ray.remote(PolicyTrainer).options(num_cpus=cfg.trainer.num_cpus, num_gpus=cfg.trainer.num_gpus
+                                                ).remote(folder, cfg)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return Actors(engines, trainer, tokenizer, encoded, pad, cfg.rollout.max_tokens)
+
+
+def prompt_order(rows: list[dict], seed: int, start: int, count: int) -> list[dict]:
+    """Rows at positions [start, start + count) of an endless stream of epochs, each a fresh shuffle by
+    (seed, epoch): a pure function of the position, so a resumed run takes exactly the prompts it would have,
+    and a batch that crosses an epoch boundary takes the next epoch's first rows (nothing skipped or repeated)."""
+    n, picked = len(rows), []
+    for position in range(start, start + count):
+        epoch, offset = divmod(position, n)
+        order = list(range(n))
+        random.Random(f"{seed}:{epoch}").shuffle(order)
+        picked.append(rows[order[offset]])
+    return picked
+
+
+def _split(items: list, parts: int) -> list[list[int]]:
+    size = -(-len(items) // parts)
+    return [list(range(i, min(i + size, len(items)))) for i in range(0, len(items), size)]
+
+
+def rollout(actors: Actors, problems: list[dict], cfg: OnlineRLConfig, seed: int) -> list[list[TokenSample]]:
+    """G samples per problem, the problems spread over the engines; in problem order."""
+    import ray
+
+    r = cfg.rollout
+    sampling = SamplingSpec(n=r.group_size, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens)
+    chunks = _split(problems, len(actors.engines))
+    calls = [engine.sample_tokens.remote([actors.encoded[problems[i]["id"]] for i in chunk], sampling,
+                                         [prompt_seed(seed, problems[i]["id"]) for i in chunk])
+             for engine, chunk in zip(actors.engines, chunks)]
+    return [group for result in ray.get(calls) for group in result]
+
+
+def label_samples(actors: Actors, problems: list[dict], samples: list[list[TokenSample]], label: LabelConfig
+                  ) -> list[dict]:
+    """One combined label per sample (problem-major), each bounded by `label.sample_timeout_s`: a verifier
+    that hangs fails that sample alone (status label_timeout, reward 0), never the step."""
+    texts = [(problem, actors.tokenizer.decode(s.token_ids, skip_special_tokens=True))
+             for problem, group in zip(problems, samples) for s in group]
+    triples = [(i, text, problem) for i, (problem, text) in enumerate(texts)]
+    names = [spec.name for spec in label.labellers]
+    results = label_chunk(triples, names, label.options(), label.sample_timeout_s)
+    return [combine_labels(dict(zip(names, labels)), label) | {"text": text}
+            for labels, (_, text, _) in zip(results, triples)]
+
+
+@dataclass
+class RLBatch:
+    tensors: dict[str, torch.Tensor]  # pack(): input_ids, attention_mask (B, L); response_mask, logprob_index (B, T)
+    advantages: torch.Tensor  # (B, T)
+    old_logp: torch.Tensor  # (B, T)
+    ref_logp: torch.Tensor  # (B, T)
+    rewards: torch.Tensor  # (B,) what the advantages were computed from
+    metrics: dict = field(default_factory=dict)
+
+
+def advantages_for(actors: Actors, problems: list[dict], samples: list[list[TokenSample]], labels: list[dict],
+                   cfg: OnlineRLConfig, kl_coef: float) -> RLBatch:
+    """Scores → the rewards the update uses (missing-EOS penalty, KL in the reward, whitening, as configured) →
+    the registered advantage estimator's advantages; plus the iteration's rollout metrics."""
+    import ray
+
+    alg = cfg.algorithm
+    flat = [(g, s) for g, group in enumerate(samples) for s in group]
+    tensors = pack([actors.encoded[problems[g]["id"]] for g, _ in flat], [s.token_ids for _, s in flat],
+                   actors.pad_id)
+    mask = tensors["response_mask"]  # (B, T)
+    scored = ray.get(actors.trainer.score.remote(tensors))
+    old, ref = scored["old_logp"], scored["ref_logp"]
+    scores = torch.tensor([float(lab["reward"]) for lab in labels])  # (B,)
+    eos = torch.tensor([s.eos for _, s in flat])
+    rewards = missing_eos_penalty(scores, eos, alg.missing_eos_penalty)
+    if alg.whiten_rewards:
+        rewards = whiten(rewards, torch.ones_like(rewards), shift_mean=False)
+    kl_tokens = KL_ESTIMATORS.lookup("k1")(old, ref) * mask  # (B, T) the reward-side KL is k1 (InstructGPT)
+    token_rewards = shaped_token_rewards(rewards, kl_tokens, mask, kl_coef if alg.kl_in == "reward" else 0.0)
+    seq_rewards = token_rewards.sum(-1)  # (B,) critic-free estimators see the KL-shaped sequence reward
+    groups = torch.tensor([g for g, _ in flat])
+    adv, _ = ADVANTAGES.lookup(alg.advantage)(
+        AdvantageInputs(seq_rewards, groups, mask, token_rewards=token_rewards), AdvantageConfig(alg.gamma, alg.lam))
+    dropped = 0
+    if alg.drop_uniform_groups:
+        # DAPO: a group whose samples all scored the same has no signal (judged on the scores, not the KL)
+        same = [g for g in range(len(samples)) if torch.unique(rewards[groups == g]).numel() == 1]
+        dropped = len(same)
+        adv[torch.isin(groups, torch.tensor(same, dtype=torch.long))] = 0.0
+    if alg.whiten_advantages:
+        adv = whiten(adv, mask)
+    sampler = torch.zeros_like(old)
+    for b, (_, s) in enumerate(flat):
+        sampler[b, : len(s.logprobs)] = torch.tensor(s.logprobs)
+    diff = (sampler - old).abs() * mask
+    metrics = {"reward_mean": float(scores.mean()), "accuracy": sum(bool(lab["correct"]) for lab in labels)
+               / len(labels), "response_len": float(mask.sum(-1).mean()), "eos_rate": float(eos.float().mean()),
+               "logprob_diff": float(diff.sum() / mask.sum().clamp(min=1)), "logprob_diff_max": float(diff.max()),
+               "ref_kl": float(masked_mean(kl_tokens, mask)), "uniform_groups_dropped": dropped,
+               "unjudged": sum(lab.get("status") in ("label_timeout", "label_error") for lab in labels)}
+    return RLBatch(tensors, adv * mask, old, ref, rewards, metrics)
+
+
+def evaluate_greedy(actors: Actors, test: list[dict], label: LabelConfig) -> float:
+    """Greedy accuracy of the current policy (the engines hold its weights) on the held-out rows: a point of
+    the run's curve. The final, reported evaluation is the flow's evaluate_model over the whole test split."""
+    import ray
+
+    prompts = [PromptRecord(prompt_id=row["id"], text=row["prompt"], **prompt_format(row)) for row in test]
+    sampling = SamplingSpec(n=1, temperature=0.0, max_tokens=actors.max_tokens)
+    calls = [engine.generate.remote([prompts[i] for i in chunk], sampling)
+             for engine, chunk in zip(actors.engines, _split(prompts, len(actors.engines)))]
+    records = [r for result in ray.get(calls) for r in result]
+    names = [spec.name for spec in label.labellers]
+    triples = [(i, r.text, row) for i, (r, row) in enumerate(zip(records, test))]
+    results = label_chunk(triples, names, label.options(), label.sample_timeout_s)
+    return sum(combine_labels(dict(zip(names, labels)), label)["correct"] for labels in results) / len(test)
+
+
+def rollout_rows(iteration: int, problems: list[dict], samples: list[list[TokenSample]], labels: list[dict],
+                 batch: RLBatch) -> list[dict]:
+    """The iteration's ROLLOUTS rows: every sample, its reward and the advantage it was trained with."""
+    mask = batch.tensors["response_mask"]
+    seq_adv = (batch.advantages.sum(-1) / mask.sum(-1).clamp(min=1)).tolist()  # (B,) mean over its tokens
+    flat = [(p, k, s) for p, group in zip(problems, samples) for k, s in enumerate(group)]
+    return [{"iteration": iteration, "prompt_id": p["id"], "sample_index": k, "text": lab["text"],
+             "response_tokens": len(s.token_ids), "eos": s.eos, "score": float(lab["reward"]),
+             "reward": float(batch.rewards[b]), "correct": bool(lab["correct"]), "status": str(lab["status"]),
+             "advantage": seq_adv[b], "sampler_logprob": float(sum(s.logprobs))}
+            for b, ((p, k, s), lab) in enumerate(zip(flat, labels))]
