@@ -27,12 +27,15 @@ def _flows() -> dict:
     from flows.evaluate_latest import EvaluateLatestConfig, evaluate_latest
     from flows.evaluation import EvaluateFlowConfig, evaluate
     from flows.generate import GenerateFlowConfig, generate
+    from flows.grpo import GRPOConfig, grpo
+    from flows.ppo import PPOConfig, ppo
     from flows.reward_model import RewardModelConfig, reward_model
     from flows.rft import RFTConfig, rft
     from flows.rrtf import RRTFConfig, rrtf
 
     return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate),
             "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf), "dpo": (DPOFlowConfig, dpo),
+            "grpo": (GRPOConfig, grpo), "ppo": (PPOConfig, ppo),
             "evaluate_latest": (EvaluateLatestConfig, evaluate_latest), "evaluate": (EvaluateFlowConfig, evaluate)}
 
 

@@ -66,6 +66,7 @@ class AlgorithmConfig(_Strict):
 
 class RLOptimConfig(_Strict):
     lr: float = Field(default=1e-5, gt=0)
+    critic_lr: float | None = Field(default=None, gt=0, description="the critic's (PPO); None: lr")
     epochs: int = Field(default=1, ge=1, description="passes over each batch of rollouts (PPO epochs)")
     minibatches: int = Field(default=1, ge=1, description="optimizer steps per pass")
     grad_clip: float = Field(default=1.0, gt=0)
@@ -91,3 +92,5 @@ class OnlineRLConfig(_Strict):
     algorithm: AlgorithmConfig = AlgorithmConfig()
     optim: RLOptimConfig = RLOptimConfig()
     trainer: TrainerResources = TrainerResources()
+    rm_times_labels: bool = Field(default=False, description="with a reward model: reward = RM score × the "
+                                  "labellers' reward (WizardMath's product rI·rA); else the RM score alone")

@@ -95,6 +95,27 @@ def training(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> Se
     return Section("Training", rows, markdown + [""] + images)
 
 
+@register_section("train_online")
+def online_rl(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> Section:
+    """Online RL (issue 16): reward and held-out accuracy per iteration, and what the weight sync cost."""
+    rows, images = [], []
+    for e in entries:
+        m = store.manifest(e.ref)["metrics"]
+        image = f"{_slug(e.label)}-curves.png"
+        shutil.copy(store.local_path(e.ref) / "curves.png", out / image)
+        images.append(f"![{e.label}]({image})")
+        rows.append({"stage": e.label} | {k: m.get(k) for k in (
+            "iterations", "samples", "first_reward", "final_reward", "heldout_curve", "sync_s", "logprob_diff",
+            "resumed_from_iteration")})
+    markdown = table(rows, {
+        "stage": lambda r: r["stage"], "iterations": lambda r: str(r["iterations"]),
+        "samples": lambda r: str(r["samples"]), "reward first → last": lambda r:
+        f"{r['first_reward']:.3f} → {r['final_reward']:.3f}", "held-out greedy (curve)": lambda r:
+        " → ".join(f"{a:.1%}" for a in r["heldout_curve"] or []), "weight sync (s)": lambda r: _num(r["sync_s"], ".3f"),
+        "sampler − trainer log-prob": lambda r: _num(r["logprob_diff"], ".2e")})
+    return Section("Online RL", rows, markdown + [""] + images)
+
+
 @register_section("sample_completions")
 def generation(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> Section:
     """What each generation produced and how fast (engine start excluded from tokens/s)."""

@@ -15,6 +15,8 @@ folder, `rollouts.parquet` (all iterations), `metrics.parquet` (one row per iter
 """
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -36,10 +38,12 @@ from tasks.training.online_rl_steps import (Actors, advantages_for, evaluate_gre
 
 
 class OnlineRLStart(BaseModel):
-    """What the stage starts from: the policy (an HF folder artifact), the problems and their splits."""
+    """What the stage starts from: the policy (an HF folder artifact), the problems and their splits, and for
+    InstructGPT's chain the reward model (its score is the reward; the critic starts from it)."""
 
     policy: ArtifactRef
     problems: ArtifactRef
+    reward_model: ArtifactRef | None = None
     train_split: str = "train"
     test_split: str = "test"
 
@@ -54,13 +58,16 @@ def kl_controller(cfg: OnlineRLConfig) -> FixedKL:
 @task(name="train_online", retries=0, cache_policy=NONE, task_run_name="train_online[{name}]")
 def train_online(name: str, start: OnlineRLStart, cfg: OnlineRLConfig, label: LabelConfig,
                  ctx: StageContext) -> ArtifactRef:
-    inputs = {"policy": start.policy, "problems": start.problems}
+    inputs = {"policy": start.policy, "problems": start.problems} | (
+        {"reward_model": start.reward_model} if start.reward_model is not None else {})
 
     def compute(out: Path, parts: StageParts) -> dict:
         store = ctx.open_store()
         train = read_rows(store, start.problems, start.train_split)
         test = read_rows(store, start.problems, start.test_split)[: cfg.eval_limit]
-        actors = start_actors(store.folder(start.policy), store.local_path(start.policy), train + test, cfg, ctx)
+        rm = store.folder(start.reward_model) if start.reward_model is not None else None
+        actors = start_actors(store.folder(start.policy), store.local_path(start.policy), train + test, cfg, ctx,
+                              critic_init=rm, reward_model=rm)
         try:
             history, kl = _resume(actors, parts, cfg, out)
             resumed_from = len(history)
@@ -86,7 +93,7 @@ def _resume(actors: Actors, parts: StageParts, cfg: OnlineRLConfig, scratch: Pat
     if not done:
         return [], kl
     state = torch.load(parts.fetch(parts.finished()[done[-1]], scratch / "resume.pt"), weights_only=False)
-    actors.restore(state["weights"], state["trainer"])
+    actors.restore(state["learners"])
     kl.load_state_dict(state["kl"])
     run_logger().info(f"resuming after iteration {state['iteration']} (checkpoint {done[-1]})")
     return state["history"], kl
@@ -101,20 +108,22 @@ def _loop(name: str, actors: Actors, train: list[dict], test: list[dict], cfg: O
             started = time.time()
             problems = prompt_order(train, cfg.seed, it * per_iter, per_iter)  # position = it × P: resume-exact
             samples = rollout(actors, problems, cfg, seed=prompt_seed(cfg.seed, f"iteration-{it}"))
-            labels = label_samples(actors, problems, samples, label)
+            labels = label_samples(actors, problems, samples, label, cfg.rm_times_labels)
             batch = advantages_for(actors, problems, samples, labels, cfg, kl.value)
-            stats = actors.trainer_update(batch, kl.value, seed=cfg.seed * 100_003 + it)
+            stats = actors.update(batch, kl.value, seed=cfg.seed * 100_003 + it)
             kl.update(stats["kl"], per_iter * cfg.rollout.group_size)
             sync_s = actors.sync_weights()
             row = batch.metrics | stats | {"iteration": it + 1, "sync_s": sync_s, "kl_coef": kl.value}
-            if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
-                row["heldout_acc"] = evaluate_greedy(actors, test, label)
+            due = (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations
+            row["heldout_acc"] = evaluate_greedy(actors, test, label) if due else None  # a column in every row
             row["wall_s"] = time.time() - started
             history.append(row)
             _persist(parts, it, rollout_rows(it + 1, problems, samples, labels, batch), history, actors, kl, cfg)
+            if os.environ.get("WINNOW_KILL_AFTER_ITERATION") == str(it + 1):  # tests: kill -9 of the driver
+                os.kill(os.getpid(), signal.SIGKILL)
             log.info(f"iteration {it + 1}/{cfg.iterations}: reward {row['reward_mean']:.3f} "
                      f"kl {row['kl']:.4f} clip {row['clip_frac']:.3f} sync {sync_s:.2f}s"
-                     + (f" held-out {row['heldout_acc']:.1%}" if "heldout_acc" in row else ""))
+                     + (f" held-out {row['heldout_acc']:.1%}" if due else ""))
             bar.set(it + 1, info=f"reward {row['reward_mean']:.3f}")
 
 
@@ -129,8 +138,7 @@ def _persist(parts: StageParts, it: int, rows: list[dict], history: list[dict], 
         write_records(Path(tmp) / "rollouts.parquet", rows, ROLLOUTS)
         parts.put(f"iter-{it + 1:05d}.parquet", Path(tmp) / "rollouts.parquet")
         if (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
-            weights, trainer = actors.trainer_state()
-            torch.save({"iteration": it + 1, "weights": weights, "trainer": trainer, "kl": kl.state_dict(),
+            torch.save({"iteration": it + 1, "learners": actors.learner_state(), "kl": kl.state_dict(),
                         "history": history}, Path(tmp) / "ckpt.pt")
             parts.put(f"ckpt-{it + 1:05d}.pt", Path(tmp) / "ckpt.pt")
 
@@ -144,9 +152,8 @@ def _finish(name: str, actors: Actors, base: Path, parts: StageParts, history: l
     from models.tiny_llama import load_model_folder, save_model_folder
     from tasks.core.tables import write_rows
 
-    weights, _ = actors.trainer_state()
     model, tokenizer = load_model_folder(base)
-    model.load_state_dict(weights)
+    model.load_state_dict(actors.learner_state()["trainer"]["weights"])
     save_model_folder(model, tokenizer, out)
     finished = parts.finished()
     (out / "scratch").mkdir(parents=True, exist_ok=True)
@@ -160,7 +167,7 @@ def _finish(name: str, actors: Actors, base: Path, parts: StageParts, history: l
                           table=[{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
                                  for row in history])
     tail = history[-min(5, len(history)):]
-    evals = [row["heldout_acc"] for row in history if "heldout_acc" in row]
+    evals = [row["heldout_acc"] for row in history if row.get("heldout_acc") is not None]
     return {"iterations": len(history), "first_reward": history[0]["reward_mean"],
             "final_reward": sum(r["reward_mean"] for r in tail) / len(tail), "heldout_curve": evals,
             "sync_s": sum(r["sync_s"] for r in history) / len(history),
@@ -184,7 +191,7 @@ def plot_curves(history: list[dict], path: Path, name: str) -> None:
     its = [row["iteration"] for row in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     left.plot(its, [row["reward_mean"] for row in history], label="train reward (mean)")
-    evals = [(row["iteration"], row["heldout_acc"]) for row in history if "heldout_acc" in row]
+    evals = [(row["iteration"], row["heldout_acc"]) for row in history if row.get("heldout_acc") is not None]
     if evals:
         left.plot(*zip(*evals), marker="o", label="held-out greedy accuracy")
     left.set_xlabel("iteration"), left.legend(), left.set_title(f"{name}: reward and accuracy")

@@ -30,6 +30,12 @@ class Actors:
     encoded: dict[str, list[int]]  # problem id → prompt token ids (as every backend encodes them)
     pad_id: int
     max_tokens: int
+    critic: object | None = None  # PPO's value model
+    scorer: object | None = None  # a reward model read at EOS (InstructGPT's reward)
+
+    @property
+    def learners(self) -> dict:
+        return {"trainer": self.trainer} | ({"critic": self.critic} if self.critic is not None else {})
 
     def sync_weights(self) -> float:
         """Trainer → every engine, in place; the seconds it took (recorded each iteration)."""
@@ -40,22 +46,29 @@ class Actors:
         ray.get([engine.update_weights.remote(weights) for engine in self.engines])
         return time.time() - started
 
-    def restore(self, weights: dict, state: dict) -> None:
+    def restore(self, saved: dict[str, dict]) -> None:
         import ray
 
-        ray.get(self.trainer.restore.remote(weights, state))
+        ray.get([actor.restore.remote(saved[name]["weights"], saved[name]["state"])
+                 for name, actor in self.learners.items()])
         self.sync_weights()
 
-    def trainer_state(self) -> tuple[dict, dict]:
+    def learner_state(self) -> dict[str, dict]:
+        """{role: {"weights", "state"}} of the trainer (and critic): what a checkpoint holds."""
         import ray
 
-        return ray.get([self.trainer.weights.remote(), self.trainer.state.remote()])
+        return {name: dict(zip(("weights", "state"), ray.get([a.weights.remote(), a.state.remote()])))
+                for name, a in self.learners.items()}
 
-    def trainer_update(self, batch: "RLBatch", kl_coef: float, seed: int) -> dict:
+    def update(self, batch: "RLBatch", kl_coef: float, seed: int) -> dict:
+        """The policy step and, with a critic, the value step on the same rollouts (in parallel)."""
         import ray
 
-        return ray.get(self.trainer.update.remote(batch.tensors, batch.advantages, batch.old_logp, batch.ref_logp,
-                                                  kl_coef, seed))
+        calls = [self.trainer.update.remote(batch.tensors, batch.advantages, batch.old_logp, batch.ref_logp,
+                                            kl_coef, seed)]
+        if self.critic is not None:
+            calls.append(self.critic.update.remote(batch.tensors, batch.returns, batch.values, seed))
+        return {k: v for stats in ray.get(calls) for k, v in stats.items()}
 
     def close(self) -> None:
         import ray
@@ -66,10 +79,13 @@ class Actors:
             except Exception:  # a dead engine has nothing left to close
                 pass
             ray.kill(engine, no_restart=True)
-        ray.kill(self.trainer, no_restart=True)
+        for actor in [self.trainer, self.critic, self.scorer]:
+            if actor is not None:
+                ray.kill(actor, no_restart=True)
 
 
-def start_actors(folder: RemoteFolder, local: Path, problems: list[dict], cfg: OnlineRLConfig, ctx) -> Actors:
+def start_actors(folder: RemoteFolder, local: Path, problems: list[dict], cfg: OnlineRLConfig, ctx,
+                 critic_init: RemoteFolder | None = None, reward_model: RemoteFolder | None = None) -> Actors:
     """Encode every prompt (an over-long one fails here, naming its row, before any actor starts), then start the
     engines and the trainer with the resources the config gives them."""
     import ray
@@ -97,7 +113,18 @@ def start_actors(folder: RemoteFolder, local: Path, problems: list[dict], cfg: O
     trainer = ray.remote(PolicyTrainer).options(num_cpus=cfg.trainer.num_cpus, num_gpus=cfg.trainer.num_gpus
                                                 ).remote(folder, cfg)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return Actors(engines, trainer, tokenizer, encoded, pad, cfg.rollout.max_tokens)
+    side = dict(num_cpus=cfg.trainer.num_cpus, num_gpus=cfg.trainer.num_gpus)
+    critic = scorer = None
+    if cfg.algorithm.needs_critic:
+        from ray_cluster.critic import ValueCritic
+
+        # the N+ details: the critic starts from the reward model when there is one
+        critic = ray.remote(ValueCritic).options(**side).remote(critic_init or folder, critic_init is not None, cfg)
+    if reward_model is not None:
+        from ray_cluster.reward_scorer import RewardScorer
+
+        scorer = ray.remote(RewardScorer).options(**side).remote(reward_model, context, cfg.trainer.threads)
+    return Actors(engines, trainer, tokenizer, encoded, pad, cfg.rollout.max_tokens, critic, scorer)
 
 
 def prompt_order(rows: list[dict], seed: int, start: int, count: int) -> list[dict]:
@@ -131,8 +158,8 @@ def rollout(actors: Actors, problems: list[dict], cfg: OnlineRLConfig, seed: int
     return [group for result in ray.get(calls) for group in result]
 
 
-def label_samples(actors: Actors, problems: list[dict], samples: list[list[TokenSample]], label: LabelConfig
-                  ) -> list[dict]:
+def label_samples(actors: Actors, problems: list[dict], samples: list[list[TokenSample]], label: LabelConfig,
+                  rm_times_labels: bool = False) -> list[dict]:
     """One combined label per sample (problem-major), each bounded by `label.sample_timeout_s`: a verifier
     that hangs fails that sample alone (status label_timeout, reward 0), never the step."""
     texts = [(problem, actors.tokenizer.decode(s.token_ids, skip_special_tokens=True))
@@ -140,8 +167,18 @@ def label_samples(actors: Actors, problems: list[dict], samples: list[list[Token
     triples = [(i, text, problem) for i, (problem, text) in enumerate(texts)]
     names = [spec.name for spec in label.labellers]
     results = label_chunk(triples, names, label.options(), label.sample_timeout_s)
-    return [combine_labels(dict(zip(names, labels)), label) | {"text": text}
-            for labels, (_, text, _) in zip(results, triples)]
+    labels = [combine_labels(dict(zip(names, labels)), label) | {"text": text}
+              for labels, (_, text, _) in zip(results, triples)]
+    if actors.scorer is not None:  # InstructGPT: the reward is the RM's score at EOS; `correct` stays the truth
+        import ray
+
+        from ray_cluster.reward_scorer import ScoreRequest
+
+        scored = ray.get(actors.scorer.score.remote([ScoreRequest(i, p["prompt"] + t) for i, t, p in triples]))
+        for lab, result in zip(labels, scored):
+            lab["rm_score"] = result.reward
+            lab["reward"] = result.reward * (lab["reward"] if rm_times_labels else 1.0)
+    return labels
 
 
 @dataclass
@@ -151,6 +188,8 @@ class RLBatch:
     old_logp: torch.Tensor  # (B, T)
     ref_logp: torch.Tensor  # (B, T)
     rewards: torch.Tensor  # (B,) what the advantages were computed from
+    values: torch.Tensor | None = None  # (B, T) the critic's, at rollout time
+    returns: torch.Tensor | None = None  # (B, T) the critic's targets
     metrics: dict = field(default_factory=dict)
 
 
@@ -176,8 +215,10 @@ def advantages_for(actors: Actors, problems: list[dict], samples: list[list[Toke
     token_rewards = shaped_token_rewards(rewards, kl_tokens, mask, kl_coef if alg.kl_in == "reward" else 0.0)
     seq_rewards = token_rewards.sum(-1)  # (B,) critic-free estimators see the KL-shaped sequence reward
     groups = torch.tensor([g for g, _ in flat])
-    adv, _ = ADVANTAGES.lookup(alg.advantage)(
-        AdvantageInputs(seq_rewards, groups, mask, token_rewards=token_rewards), AdvantageConfig(alg.gamma, alg.lam))
+    values = ray.get(actors.critic.values.remote(tensors)) if actors.critic is not None else None
+    adv, returns = ADVANTAGES.lookup(alg.advantage)(
+        AdvantageInputs(seq_rewards, groups, mask, token_rewards=token_rewards, values=values),
+        AdvantageConfig(alg.gamma, alg.lam))
     dropped = 0
     if alg.drop_uniform_groups:
         # DAPO: a group whose samples all scored the same has no signal (judged on the scores, not the KL)
@@ -195,7 +236,9 @@ def advantages_for(actors: Actors, problems: list[dict], samples: list[list[Toke
                "logprob_diff": float(diff.sum() / mask.sum().clamp(min=1)), "logprob_diff_max": float(diff.max()),
                "ref_kl": float(masked_mean(kl_tokens, mask)), "uniform_groups_dropped": dropped,
                "unjudged": sum(lab.get("status") in ("label_timeout", "label_error") for lab in labels)}
-    return RLBatch(tensors, adv * mask, old, ref, rewards, metrics)
+    if "rm_score" in labels[0]:
+        metrics["rm_score"] = sum(lab["rm_score"] for lab in labels) / len(labels)
+    return RLBatch(tensors, adv * mask, old, ref, rewards, values, returns, metrics)
 
 
 def evaluate_greedy(actors: Actors, test: list[dict], label: LabelConfig) -> float:

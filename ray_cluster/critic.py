@@ -1,0 +1,80 @@
+"""The PPO critic role: a Ray actor holding a value model (a reward-model folder: backbone + scalar head `score`)
+read at every response position, and its optimiser. The N+ details initialise it from the reward model; without
+one it starts from the SFT policy's backbone with a zero head (values 0 at first, so early advantages are the
+rewards themselves)."""
+from __future__ import annotations
+
+import random
+
+import torch
+
+from models.rl.config import OnlineRLConfig
+from models.rl.losses import cosine_lr, value_loss
+from ray_cluster.folders import RemoteFolder
+from ray_cluster.policy_trainer import disable_dropout
+
+
+class ValueCritic:
+    def __init__(self, init: RemoteFolder, from_reward_model: bool, cfg: OnlineRLConfig):
+        from transformers import AutoTokenizer
+
+        from models.reward_model import load_reward_model, reward_model_from_lm
+        from ray_cluster.folders import materialize
+
+        torch.set_num_threads(cfg.trainer.threads)
+        self.cfg, folder = cfg, materialize(init)
+        if from_reward_model:
+            self.model, _ = load_reward_model(folder)
+        else:
+            self.model = reward_model_from_lm(folder, AutoTokenizer.from_pretrained(folder), cfg.seed)
+            torch.nn.init.zeros_(self.model.score.weight)
+        disable_dropout(self.model)
+        self.model.train()
+        optim = cfg.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim.critic_lr or optim.lr, betas=(0.9, 0.95))
+        total = cfg.iterations * optim.epochs * optim.minibatches
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: cosine_lr(s, total, optim.warmup_updates) if optim.anneal else 1.0)
+
+    def _values(self, batch: dict) -> torch.Tensor:
+        """V(s_j) for each response token j: the head on the hidden state that predicts token j, (B, T)."""
+        backbone = getattr(self.model, self.model.base_model_prefix)
+        hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        values = self.model.score(hidden)[..., 0]  # (B, L)
+        return torch.gather(values, 1, batch["logprob_index"]) * batch["response_mask"]
+
+    def values(self, batch: dict) -> torch.Tensor:
+        with torch.no_grad():
+            return self._values(batch)
+
+    def update(self, batch: dict, returns: torch.Tensor, old_values: torch.Tensor, seed: int) -> dict:
+        """The clipped value loss over the same epochs and minibatches as the policy."""
+        optim, alg = self.cfg.optim, self.cfg.algorithm
+        batch = batch | {"returns": returns, "old_values": old_values}
+        order, sums, steps = torch.Generator().manual_seed(seed), {}, 0
+        for _ in range(optim.epochs):
+            for part in torch.randperm(len(returns), generator=order).chunk(optim.minibatches):
+                mb = {k: v[part] for k, v in batch.items()}
+                loss, stats = value_loss(self._values(mb), mb["old_values"], mb["returns"], mb["response_mask"],
+                                         alg.value_clip)
+                self.optimizer.zero_grad(set_to_none=True)
+                (alg.vf_coef * loss).backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), optim.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                for k, v in (stats | {"value_loss": float(loss)}).items():
+                    sums[k] = sums.get(k, 0.0) + v
+                steps += 1
+        return {k: v / steps for k, v in sums.items()}
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}}
+
+    def restore(self, weights: dict[str, torch.Tensor], state: dict) -> None:
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,114 @@
+"""The GRPO recipe end to end on a handful of problems (real Prefect API, local Ray cluster, vLLM engines), and
+a driver killed with SIGKILL mid-run that resumes at its last checkpoint and ends where an unbroken run ends."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from flows.config import load_config
+from flows.grpo import GRPOConfig, grpo
+from tasks.core.store import ArtifactStore
+from tasks.training.online_rl_steps import prompt_order
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+PER_STEP = {"reward_mean", "accuracy", "kl", "entropy", "response_len", "clip_frac", "policy_loss", "logprob_diff",
+            "sync_s", "eos_rate", "lr", "kl_coef"}
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _online(store: ArtifactStore) -> Path:
+    [manifest] = store.list("train_online")
+    return store.local_path(store.lookup("train_online", manifest["key"]))
+
+
+def test_grpo_flow_end_to_end(tmp_path, ray_local, prefect_api, keep_smoke_store):
+    cfg = load_config(GRPOConfig, "grpo", "smoke", [f"store.url={tmp_path / 'store'}"])
+    result = grpo(cfg)
+    store = ArtifactStore(cfg.store)
+    folder, rl = _online(store), cfg.rl
+    history = pq.read_table(folder / "metrics.parquet").to_pylist()
+    assert [row["iteration"] for row in history] == [1, 2, 3] and PER_STEP <= set(history[0])
+    # the curve: held-out greedy accuracy every eval_every iterations and at the end
+    assert [row["iteration"] for row in history if row.get("heldout_acc") is not None] == [2, 3]
+    # every iteration's rollouts are in the artifact: the prompts of the stream, G samples each, with rewards
+    rollouts = pq.read_table(folder / "rollouts.parquet").to_pylist()
+    problems = store.local_path(result.outputs["base"])  # noqa: F841 (the model; problems come from the store)
+    train = pq.read_table(store.local_path(store.lookup("make_tiny_arith", store.list("make_tiny_arith")[0]["key"]))
+                          / "train.parquet").to_pylist()
+    for it in (1, 2, 3):
+        rows = [r for r in rollouts if r["iteration"] == it]
+        expected = [p["id"] for p in prompt_order(train, rl.seed, (it - 1) * rl.rollout.prompts_per_iteration,
+                                                  rl.rollout.prompts_per_iteration)]
+        assert [r["prompt_id"] for r in rows] == [p for p in expected for _ in range(rl.rollout.group_size)]
+    assert all(r["response_tokens"] <= rl.rollout.max_tokens for r in rollouts)
+
+    report = (store.local_path(result.report) / "report.md").read_text()
+    assert "## Online RL" in report and "grpo-curves.png" in report.replace("train-online-grpo-", "grpo-")
+    summary = json.loads((store.local_path(result.report) / "summary.json").read_text())
+    assert {row["model"] for row in summary["accuracy"]} == {"base", "grpo"}
+    assert summary["headline"]["sentence"].startswith("GRPO")
+
+    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM.from_pretrained(folder)  # the policy is an HF folder the evaluation stages read
+    keep_smoke_store("grpo", tmp_path / "store")
+
+
+def _run(store: Path, log: Path, env: dict) -> int:
+    """`winnow run grpo` as a user starts it, in a session of its own with Ray under its own temp dir; after it
+    ends (or is killed), whatever it left behind is killed too. Output goes to a file: Ray's processes outlive
+    a killed driver and would hold a pipe open."""
+    import tempfile
+
+    import psutil
+
+    ray_tmp = tempfile.mkdtemp(prefix="/tmp/rk")  # short: Ray's socket paths have a length limit
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "winnow"), "run", "grpo", "-c", "smoke", "-s",
+                             f"store.url={store}"], cwd=ROOT, env=os.environ | {"RAY_TMPDIR": ray_tmp} | env,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    code = proc.wait(timeout=600)
+    strays = [p for p in psutil.process_iter(["cmdline"]) if ray_tmp in " ".join(p.info["cmdline"] or [])]
+    for stray in strays:
+        stray.kill()
+    psutil.wait_procs(strays, timeout=30)
+    return code
+
+
+@pytest.mark.reuses_smoke_runs
+def test_a_killed_driver_resumes_at_its_last_checkpoint_and_ends_where_an_unbroken_run_ends(tmp_path, warm_store):
+    if not warm_store(tmp_path / "store", "grpo"):
+        pytest.skip("needs the GRPO smoke store (tests/flows/test_grpo_smoke.py::test_grpo_flow_end_to_end)")
+    store = ArtifactStore(load_config(GRPOConfig, "grpo", "smoke", [f"store.url={tmp_path / 'store'}"]).store)
+    unbroken = _online(store)
+    reference = tmp_path / "unbroken"
+    shutil.copytree(unbroken, reference)
+    shutil.rmtree(tmp_path / "store" / "artifacts" / "train_online")  # the SFT base etc. stay: only RL reruns
+
+    log = tmp_path / "runs.log"
+    assert _run(tmp_path / "store", log, {"WINNOW_KILL_AFTER_ITERATION": "2"}) == -9, log.read_text()[-3000:]
+    assert store.list("train_online") == []  # nothing committed by the killed run
+    assert _run(tmp_path / "store", log, {}) == 0, log.read_text()[-3000:]
+    manifest = store.list("train_online")[0]
+    assert manifest["metrics"]["resumed_from_iteration"] == 2  # checkpoint_every 1; iteration 3 was not saved
+
+    folder = _online(store)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("wall_s", "sync_s")} for r in rows]  # noqa: E731
+    assert strip(pq.read_table(folder / "metrics.parquet").to_pylist()) == strip(
+        pq.read_table(reference / "metrics.parquet").to_pylist())
+    assert pq.read_table(folder / "rollouts.parquet").to_pylist() == pq.read_table(
+        reference / "rollouts.parquet").to_pylist()
+    assert (folder / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
