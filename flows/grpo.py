@@ -28,6 +28,16 @@ class OnlineFlowConfig(PolicyFlowConfig):
     label: LabelConfig = Field(default=LabelConfig(split="train"), description="the reward: any row labellers")
     eval: EvalConfig = EvalConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults_under_overrides(cls, data):
+        # a config's `rl:` section changes the recipe's defaults (PPO's GAE, KL in the reward, ...) field by
+        # field, rather than replacing them with OnlineRLConfig's
+        if isinstance(data, dict) and isinstance(data.get("rl"), dict):
+            default = cls.model_fields["rl"].default.model_dump(exclude_unset=False)
+            data = data | {"rl": _merged(default, data["rl"])}
+        return data
+
     @model_validator(mode="after")
     def _row_labellers(self):
         # rewards are computed per sample inside the loop, under a per-sample timeout
@@ -36,6 +46,13 @@ class OnlineFlowConfig(PolicyFlowConfig):
             raise ValueError(f"label.labellers: {batch} label in batches; online RL takes per-sample labellers "
                              f"{sorted(ROW_LABELLERS)}")
         return self
+
+
+def _merged(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
 
 
 class GRPOConfig(OnlineFlowConfig):

@@ -191,6 +191,9 @@ def plot_curves(history: list[dict], path: Path, name: str) -> None:
     its = [row["iteration"] for row in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     left.plot(its, [row["reward_mean"] for row in history], label="train reward (mean)")
+    left.plot(its, [row["accuracy"] for row in history], label="rollouts correct (true)")
+    if history[0].get("rm_score") is not None:  # RM score rising while accuracy falls = over-optimisation
+        left.plot(its, [row["rm_score"] for row in history], label="reward model score")
     evals = [(row["iteration"], row["heldout_acc"]) for row in history if row.get("heldout_acc") is not None]
     if evals:
         left.plot(*zip(*evals), marker="o", label="held-out greedy accuracy")
