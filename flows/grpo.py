@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from flows.base import FlowResult, finish_run, start_run
 from flows.evaluate import EvalConfig
 from flows.evaluate import evaluate_model
-from flows.policy import PolicyFlowConfig, sft_base
+from flows.policy import PolicyFlowConfig, pretrained_start, sft_base
 from models.rl.config import OnlineRLConfig
 from tasks.evaluation.headline import Headline
 from tasks.labelling.label import LabelConfig
@@ -25,6 +25,8 @@ class OnlineFlowConfig(PolicyFlowConfig):
     """The common fields of the online recipes (GRPO, PPO)."""
 
     rl: OnlineRLConfig = OnlineRLConfig()
+    sft_first: bool = Field(default=True, description="SFT the model on the written solutions first (the base); "
+                            "false: RL straight from `model:` (an instruct model), as verl's baselines")
     label: LabelConfig = Field(default=LabelConfig(split="train"), description="the reward: any row labellers")
     eval: EvalConfig = EvalConfig()
 
@@ -37,6 +39,12 @@ class OnlineFlowConfig(PolicyFlowConfig):
             default = cls.model_fields["rl"].default.model_dump(exclude_unset=False)
             data = data | {"rl": _merged(default, data["rl"])}
         return data
+
+    @model_validator(mode="after")
+    def _a_model_to_start_from(self):
+        if not self.sft_first and self.model is None:
+            raise ValueError("sft_first: false starts RL from a pretrained model: set `model:` (e.g. {hub: ...})")
+        return self
 
     @model_validator(mode="after")
     def _row_labellers(self):
@@ -65,7 +73,7 @@ HEADLINE = Headline(method="grpo", baselines=("base",), label="GRPO")
 @flow(name="grpo", log_prints=True)
 def grpo(cfg: GRPOConfig) -> FlowResult:
     ctx = start_run(cfg)
-    start = sft_base(cfg, ctx)
+    start = sft_base(cfg, ctx) if cfg.sft_first else pretrained_start(cfg, ctx)
     policy = train_online("grpo", OnlineRLStart(policy=start.base, problems=start.problems,
                                                 test_split=cfg.eval.greedy.split), cfg.rl, cfg.label, ctx)
     models = {"base": start.base, "grpo": policy}

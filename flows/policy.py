@@ -41,3 +41,12 @@ def sft_base(cfg: PolicyFlowConfig, ctx: StageContext) -> PolicyStart:
     base = train_sft("base", [demonstrations], tokenizer, pretrained, cfg.base_sft, ctx)
     return PolicyStart(problems=problems, tokenizer=tokenizer, demonstrations=demonstrations, base=base,
                        init=pretrained)
+
+
+def pretrained_start(cfg: PolicyFlowConfig, ctx: StageContext) -> PolicyStart:
+    """Start from the pretrained (instruct) model itself, no SFT step: online RL as verl's baselines run it
+    (Qwen2.5-0.5B-Instruct on GSM8K). `cfg.model` is required (checked where the flow's config is validated)."""
+    problems = load_dataset(cfg.dataset, ctx) if cfg.dataset else make_tiny_arith(cfg.data, ctx)
+    pretrained = import_model("pretrained", cfg.model, ctx)
+    return PolicyStart(problems=problems, tokenizer=pretrained, demonstrations=SFTSource(ref=problems, split="train"),
+                       base=pretrained, init=pretrained)

@@ -15,7 +15,7 @@ from pydantic import Field
 from flows.base import FlowResult, finish_run, start_run
 from flows.evaluate import evaluate_model
 from flows.grpo import OnlineFlowConfig
-from flows.policy import sft_base
+from flows.policy import pretrained_start, sft_base
 from flows.reward_model import RewardModelData, train_rm_on_policy
 from models.rl.config import AlgorithmConfig, OnlineRLConfig, RLOptimConfig
 from tasks.evaluation.headline import Headline
@@ -40,7 +40,7 @@ HEADLINE = Headline(method="ppo", baselines=("base",), label="PPO")
 @flow(name="ppo", log_prints=True)
 def ppo(cfg: PPOConfig) -> FlowResult:
     ctx = start_run(cfg)
-    start = sft_base(cfg, ctx)
+    start = sft_base(cfg, ctx) if cfg.sft_first else pretrained_start(cfg, ctx)
     rm = train_rm_on_policy(start, cfg.reward_model, ctx)[0] if cfg.reward_model is not None else None
     policy = train_online("ppo", OnlineRLStart(policy=start.base, problems=start.problems, reward_model=rm,
                                                test_split=cfg.eval.greedy.split), cfg.rl, cfg.label, ctx)

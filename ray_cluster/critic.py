@@ -43,9 +43,13 @@ class ValueCritic:
         values = self.model.score(hidden)[..., 0]  # (B, L)
         return torch.gather(values, 1, batch["logprob_index"]) * batch["response_mask"]
 
+    def _micro(self, batch: dict) -> list[dict]:
+        size = self.cfg.optim.micro_batch_size or len(batch["input_ids"])
+        return [{k: v[i: i + size] for k, v in batch.items()} for i in range(0, len(batch["input_ids"]), size)]
+
     def values(self, batch: dict) -> torch.Tensor:
         with torch.no_grad():
-            return self._values(batch)
+            return torch.cat([self._values(micro) for micro in self._micro(batch)])
 
     def update(self, batch: dict, returns: torch.Tensor, old_values: torch.Tensor, seed: int) -> dict:
         """The clipped value loss over the same epochs and minibatches as the policy."""
@@ -55,15 +59,18 @@ class ValueCritic:
         for _ in range(optim.epochs):
             for part in torch.randperm(len(returns), generator=order).chunk(optim.minibatches):
                 mb = {k: v[part] for k, v in batch.items()}
-                loss, stats = value_loss(self._values(mb), mb["old_values"], mb["returns"], mb["response_mask"],
-                                         alg.value_clip)
+                tokens = float(mb["response_mask"].sum().clamp(min=1))
                 self.optimizer.zero_grad(set_to_none=True)
-                (alg.vf_coef * loss).backward()
+                for micro in self._micro(mb):  # the value loss is a token mean: each micro-batch by its tokens
+                    share = float(micro["response_mask"].sum()) / tokens
+                    loss, stats = value_loss(self._values(micro), micro["old_values"], micro["returns"],
+                                             micro["response_mask"], alg.value_clip)
+                    (share * alg.vf_coef * loss).backward()
+                    for k, v in (stats | {"value_loss": float(loss)}).items():
+                        sums[k] = sums.get(k, 0.0) + v * share
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), optim.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
-                for k, v in (stats | {"value_loss": float(loss)}).items():
-                    sums[k] = sums.get(k, 0.0) + v
                 steps += 1
         return {k: v / steps for k, v in sums.items()}
 

@@ -10,7 +10,7 @@ import torch
 
 from models.rl.batch import response_logprobs
 from models.rl.config import OnlineRLConfig
-from models.rl.losses import KL_ESTIMATORS, cosine_lr, masked_mean, policy_loss
+from models.rl.losses import AGGREGATIONS, KL_ESTIMATORS, cosine_lr, masked_mean, policy_loss
 from ray_cluster.folders import RemoteFolder
 
 
@@ -48,10 +48,16 @@ class PolicyTrainer:
         temperature (or `temperature`)."""
         batch = self._to(batch)
         temperature = self.cfg.rollout.temperature if temperature is None else temperature
+        old, ref = [], []
         with torch.no_grad():
-            old, _ = response_logprobs(self.policy, batch, temperature)
-            ref, _ = response_logprobs(self.reference, batch, temperature)
-        return {"old_logp": old.cpu(), "ref_logp": ref.cpu()}
+            for micro in self._micro(batch):
+                old.append(response_logprobs(self.policy, micro, temperature)[0].cpu())
+                ref.append(response_logprobs(self.reference, micro, temperature)[0].cpu())
+        return {"old_logp": torch.cat(old), "ref_logp": torch.cat(ref)}
+
+    def _micro(self, batch: dict) -> list[dict]:
+        size = self.cfg.optim.micro_batch_size or len(batch["input_ids"])
+        return [{k: v[i: i + size] for k, v in batch.items()} for i in range(0, len(batch["input_ids"]), size)]
 
     def update(self, batch: dict, advantages: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor,
                kl_coef: float, seed: int) -> dict:
@@ -73,20 +79,32 @@ class PolicyTrainer:
         return {k: v / steps for k, v in sums.items()} | {"lr": self.optimizer.param_groups[0]["lr"]}
 
     def _step(self, mb: dict, alg, kl_coef: float, grad_clip: float) -> dict:
-        mask = mb["response_mask"]
-        logp, entropy = response_logprobs(self.policy, mb, self.cfg.rollout.temperature, with_entropy=True)
-        loss, stats = policy_loss(logp, mb["old_logp"], mb["advantages"], mask, alg.clip_low, alg.clip_high,
-                                  alg.aggregation, self.cfg.rollout.max_tokens)
-        kl = masked_mean(KL_ESTIMATORS.lookup(alg.kl_estimator)(logp, mb["ref_logp"]), mask)
-        ent = masked_mean(entropy, mask)
-        total = loss - alg.entropy_coef * ent + (kl_coef * kl if alg.kl_in == "loss" else 0.0)
+        """One optimiser step over a minibatch, accumulated over micro-batches each weighted by its share (of
+        sequences or tokens, as the aggregation averages), so the step equals one pass over the minibatch."""
+        share_by = AGGREGATIONS.lookup(alg.aggregation).share_by
+        tokens, seqs = float(mb["response_mask"].sum().clamp(min=1)), len(mb["input_ids"])
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        sums: dict[str, float] = {}
+        for micro in self._micro(mb):
+            mask = micro["response_mask"]
+            token_share = float(mask.sum()) / tokens
+            share = token_share if share_by == "tokens" else len(micro["input_ids"]) / seqs
+            logp, entropy = response_logprobs(self.policy, micro, self.cfg.rollout.temperature, with_entropy=True)
+            loss, stats = policy_loss(logp, micro["old_logp"], micro["advantages"], mask, alg.clip_low,
+                                      alg.clip_high, alg.aggregation, self.cfg.rollout.max_tokens)
+            kl = masked_mean(KL_ESTIMATORS.lookup(alg.kl_estimator)(logp, micro["ref_logp"]), mask)
+            ent = masked_mean(entropy, mask)
+            total = share * loss + token_share * (-alg.entropy_coef * ent + (kl_coef * kl if alg.kl_in == "loss"
+                                                                               else 0.0))
+            total.backward()
+            for key, value in {"policy_loss": float(loss) * share, "kl": float(kl) * token_share,
+                               "entropy": float(ent.detach()) * token_share,
+                               **{k: v * token_share for k, v in stats.items()}}.items():
+                sums[key] = sums.get(key, 0.0) + value
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        return {"policy_loss": float(loss), "kl": float(kl), "entropy": float(ent.detach()),
-                "grad_norm": float(grad_norm), **stats}
+        return sums | {"grad_norm": float(grad_norm)}
 
     def weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.policy.state_dict().items()}

@@ -70,6 +70,8 @@ class RLOptimConfig(_Strict):
     epochs: int = Field(default=1, ge=1, description="passes over each batch of rollouts (PPO epochs)")
     minibatches: int = Field(default=1, ge=1, description="optimizer steps per pass")
     grad_clip: float = Field(default=1.0, gt=0)
+    micro_batch_size: int | None = Field(default=None, ge=1, description="sequences per forward pass (gradient "
+                                         "accumulation inside a minibatch; large vocabularies on GPU); None: all")
     warmup_updates: int = Field(default=0, ge=0)
     anneal: bool = Field(default=True, description="LR annealed to 0 over the run (N+ details)")
     weight_decay: float = 0.0

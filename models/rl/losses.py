@@ -50,6 +50,11 @@ def seq_mean_token_sum_norm(per_token: torch.Tensor, mask: torch.Tensor, max_len
     return ((per_token * mask).sum(-1) / max_len).mean()
 
 
+# what a micro-batch's share of a minibatch is, per aggregation (so gradient accumulation equals one big batch)
+seq_mean_token_mean.share_by = seq_mean_token_sum_norm.share_by = "sequences"
+token_mean.share_by = "tokens"
+
+
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
                 clip_low: float = 0.2, clip_high: float = 0.2, aggregation: str = "seq_mean_token_mean",
                 max_len: int = 1) -> tuple[torch.Tensor, dict]:

@@ -163,9 +163,12 @@ def _finish(name: str, actors: Actors, base: Path, parts: StageParts, history: l
     _remove_tree(out / "scratch")
     write_rows(out / "metrics.parquet", history)
     plot_curves(history, out / "curves.png", name)
-    create_table_artifact(key=f"online-{name.lower()}", description=f"online RL {name}: one row per iteration",
-                          table=[{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
-                                 for row in history])
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if TaskRunContext.get() or FlowRunContext.get():  # the stage called as a plain function has no UI to go to
+        create_table_artifact(key=f"online-{name.lower()}", description=f"online RL {name}: one row per iteration",
+                              table=[{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                                     for row in history])
     tail = history[-min(5, len(history)):]
     evals = [row["heldout_acc"] for row in history if row.get("heldout_acc") is not None]
     return {"iterations": len(history), "first_reward": history[0]["reward_mean"],

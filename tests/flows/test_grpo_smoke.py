@@ -69,18 +69,36 @@ def test_grpo_flow_end_to_end(tmp_path, ray_local, prefect_api, keep_smoke_store
     keep_smoke_store("grpo", tmp_path / "store")
 
 
+# the online stage alone, as its own driver process: the smoke run's SFT base and problems, the flow's stage key
+DRIVER = """
+import sys
+from winnow.env import apply_defaults
+apply_defaults()
+from flows.base import start_run
+from flows.config import load_config
+from flows.grpo import GRPOConfig
+from tasks.core.store import ArtifactStore
+from tasks.training.online_rl import OnlineRLStart, train_online
+cfg = load_config(GRPOConfig, "grpo", "smoke", [f"store.url={sys.argv[1]}"])
+store = ArtifactStore(cfg.store)
+ref = lambda stage: store.lookup(stage, store.list(stage)[0]["key"])
+start = OnlineRLStart(policy=ref("train_sft"), problems=ref("make_tiny_arith"), test_split=cfg.eval.greedy.split)
+train_online.fn("grpo", start, cfg.rl, cfg.label, start_run(cfg))
+"""
+
+
 def _run(store: Path, log: Path, env: dict) -> int:
-    """`winnow run grpo` as a user starts it, in a session of its own with Ray under its own temp dir; after it
-    ends (or is killed), whatever it left behind is killed too. Output goes to a file: Ray's processes outlive
+    """The online stage in a driver process of its own (a session of its own, Ray under its own temp dir); after
+    it ends (or is killed), whatever it left behind is killed too. Output goes to a file: Ray's processes outlive
     a killed driver and would hold a pipe open."""
     import tempfile
 
     import psutil
 
     ray_tmp = tempfile.mkdtemp(prefix="/tmp/rk")  # short: Ray's socket paths have a length limit
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "winnow"), "run", "grpo", "-c", "smoke", "-s",
-                             f"store.url={store}"], cwd=ROOT, env=os.environ | {"RAY_TMPDIR": ray_tmp} | env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(store)], cwd=ROOT,
+                            env=os.environ | {"RAY_TMPDIR": ray_tmp} | env, stdout=open(log, "ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
     code = proc.wait(timeout=600)
     strays = [p for p in psutil.process_iter(["cmdline"]) if ray_tmp in " ".join(p.info["cmdline"] or [])]
     for stray in strays:
