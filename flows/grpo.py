@@ -14,7 +14,7 @@ from flows.base import FlowResult, finish_run, start_run
 from flows.evaluate import EvalConfig
 from flows.evaluate import evaluate_model
 from flows.policy import PolicyFlowConfig, pretrained_start, sft_base
-from models.rl.config import OnlineRLConfig
+from ray_cluster.rl_config import OnlineRLConfig
 from tasks.evaluation.headline import Headline
 from tasks.labelling.label import LabelConfig
 from tasks.labelling.labellers import ROW_LABELLERS

@@ -17,7 +17,7 @@ from flows.evaluate import evaluate_model
 from flows.grpo import OnlineFlowConfig
 from flows.policy import pretrained_start, sft_base
 from flows.reward_model import RewardModelData, train_rm_on_policy
-from models.rl.config import AlgorithmConfig, OnlineRLConfig, RLOptimConfig
+from ray_cluster.rl_config import AlgorithmConfig, OnlineRLConfig, RLOptimConfig
 from tasks.evaluation.headline import Headline
 from tasks.training.online_rl import OnlineRLStart, train_online
 

@@ -8,7 +8,7 @@ import random
 
 import torch
 
-from models.rl.config import OnlineRLConfig
+from ray_cluster.rl_config import OnlineRLConfig
 from models.rl.losses import cosine_lr, value_loss
 from ray_cluster.folders import RemoteFolder
 from ray_cluster.policy_trainer import disable_dropout

@@ -9,7 +9,7 @@ import random
 import torch
 
 from models.rl.batch import response_logprobs
-from models.rl.config import OnlineRLConfig
+from ray_cluster.rl_config import OnlineRLConfig
 from models.rl.losses import AGGREGATIONS, KL_ESTIMATORS, cosine_lr, masked_mean, policy_loss
 from ray_cluster.folders import RemoteFolder
 

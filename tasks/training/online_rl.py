@@ -25,7 +25,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel
 
-from models.rl.config import OnlineRLConfig
+from ray_cluster.rl_config import OnlineRLConfig
 from models.rl.losses import AdaptiveKL, FixedKL
 from ray_cluster.generation import prompt_seed
 from tasks.core.progress import progress_bar, run_logger

@@ -12,7 +12,7 @@ import torch
 
 from models.rl.advantages import ADVANTAGES, AdvantageConfig, AdvantageInputs
 from models.rl.batch import pack
-from models.rl.config import OnlineRLConfig
+from ray_cluster.rl_config import OnlineRLConfig
 from models.rl.losses import KL_ESTIMATORS, masked_mean, missing_eos_penalty, shaped_token_rewards, whiten
 from models.sft_data import prompt_format
 from ray_cluster.folders import RemoteFolder

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.rl.batch import pack
-from models.rl.config import AlgorithmConfig, OnlineRLConfig, RLOptimConfig
+from ray_cluster.rl_config import AlgorithmConfig, OnlineRLConfig, RLOptimConfig
 from ray_cluster.folders import RemoteFolder
 
 PROMPTS = [[1, 5, 6], [1, 7], [1, 5, 6, 8, 9], [1, 4], [1, 9, 9]]

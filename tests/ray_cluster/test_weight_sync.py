@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.rl.batch import pack
-from models.rl.config import OnlineRLConfig, RLOptimConfig, RolloutConfig
+from ray_cluster.rl_config import OnlineRLConfig, RLOptimConfig, RolloutConfig
 from ray_cluster.folders import RemoteFolder
 from ray_cluster.generation import EngineSpec, SamplingSpec
 
