@@ -97,7 +97,7 @@ class PolicyTrainer:
             total = share * loss + token_share * (-alg.entropy_coef * ent + (kl_coef * kl if alg.kl_in == "loss"
                                                                                else 0.0))
             total.backward()
-            for key, value in {"policy_loss": float(loss) * share, "kl": float(kl) * token_share,
+            for key, value in {"policy_loss": float(loss.detach()) * share, "kl": float(kl.detach()) * token_share,
                                "entropy": float(ent.detach()) * token_share,
                                **{k: v * token_share for k, v in stats.items()}}.items():
                 sums[key] = sums.get(key, 0.0) + value

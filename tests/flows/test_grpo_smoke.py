@@ -1,4 +1,4 @@
-"""The GRPO recipe end to end on a handful of problems (real Prefect API, local Ray cluster, vLLM engines), and
+"""The GRPO recipe end to end on a handful of problems (Prefect's ephemeral API, local Ray cluster), and
 a driver killed with SIGKILL mid-run that resumes at its last checkpoint and ends where an unbroken run ends."""
 from __future__ import annotations
 
@@ -24,20 +24,12 @@ PER_STEP = {"reward_mean", "accuracy", "kl", "entropy", "response_len", "clip_fr
             "sync_s", "eos_rate", "lr", "kl_coef"}
 
 
-@pytest.fixture(scope="module")
-def prefect_api():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def _online(store: ArtifactStore) -> Path:
     [manifest] = store.list("train_online")
     return store.local_path(store.lookup("train_online", manifest["key"]))
 
 
-def test_grpo_flow_end_to_end(tmp_path, ray_local, prefect_api, keep_smoke_store):
+def test_grpo_flow_end_to_end(tmp_path, ray_local, keep_smoke_store):
     cfg = load_config(GRPOConfig, "grpo", "smoke", [f"store.url={tmp_path / 'store'}"])
     result = grpo(cfg)
     store = ArtifactStore(cfg.store)
@@ -140,7 +132,7 @@ def _short_answer(completion: str, problem: dict, options) -> dict:
 
 
 @pytest.mark.reuses_smoke_runs
-def test_the_loop_climbs_a_reward_the_policy_can_reach(tmp_path, ray_local, prefect_api, warm_store):
+def test_the_loop_climbs_a_reward_the_policy_can_reach(tmp_path, ray_local, warm_store):
     """Not a bug, the sizing: on a reward the SFT base can reach by its own samples (answer shortly), the same
     loop raises the reward within a few iterations; the math reward's sparsity is a separate question
     (docs/online-rl.md). Negating the policy gradient's sign makes this fail."""
