@@ -42,3 +42,15 @@ def test_sft_then_reward_model_then_ppo_with_the_rms_score(tmp_path, ray_local, 
     summary = json.loads((store.local_path(result.report) / "summary.json").read_text())
     assert {row["model"] for row in summary["accuracy"]} == {"base", "ppo"}
     assert "## Online RL" in (store.local_path(result.report) / "report.md").read_text()
+
+
+@pytest.mark.parametrize("flow", ["grpo", "ppo"])
+def test_the_online_defaults_start_from_the_quickstarts_sft_base(flow):
+    """Their comparisons are against the quickstart's base: the same data and SFT sections as the RFT default
+    (a PPO default once lost these sections and silently trained a 600-step base from the class defaults)."""
+    from flows.grpo import GRPOConfig
+    from flows.rft import RFTConfig
+
+    cfg = load_config({"grpo": GRPOConfig, "ppo": PPOConfig}[flow], flow, "default")
+    rft = load_config(RFTConfig, "rft", "default")
+    assert cfg.data == rft.data and cfg.base_sft == rft.base_sft
