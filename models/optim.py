@@ -24,9 +24,14 @@ class OptimConfig(BaseModel):
     checkpoint_every: int = Field(default=100, ge=1, description="optimizer steps between checkpoints")
 
 
+def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
+    """Linear warm-up then cosine decay to `min_ratio` at `total` (0: annealed to zero, as the N+ details)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 def lr_factor(step: int, cfg: OptimConfig) -> float:
-    """Linear warm-up then cosine decay to min_lr_ratio (the usual LM fine-tuning schedule)."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    """The usual LM fine-tuning schedule: warm-up, then cosine decay to min_lr_ratio."""
+    return warmup_cosine(step, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)

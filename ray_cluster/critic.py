@@ -4,17 +4,15 @@ one it starts from the SFT policy's backbone with a zero head (values 0 at first
 rewards themselves)."""
 from __future__ import annotations
 
-import random
-
 import torch
 
-from ray_cluster.rl_config import OnlineRLConfig
-from models.rl.losses import cosine_lr, value_loss
+from models.rl.losses import value_loss
 from ray_cluster.folders import RemoteFolder
-from ray_cluster.policy_trainer import disable_dropout
+from ray_cluster.learner import Learner
+from ray_cluster.rl_config import OnlineRLConfig
 
 
-class ValueCritic:
+class ValueCritic(Learner):
     def __init__(self, init: RemoteFolder, from_reward_model: bool, cfg: OnlineRLConfig):
         from transformers import AutoTokenizer
 
@@ -22,19 +20,14 @@ class ValueCritic:
         from ray_cluster.folders import materialize
 
         torch.set_num_threads(cfg.trainer.threads)
-        self.cfg, folder = cfg, materialize(init)
+        folder = materialize(init)
         if from_reward_model:
-            self.model, _ = load_reward_model(folder)
+            model, _ = load_reward_model(folder)
         else:
-            self.model = reward_model_from_lm(folder, AutoTokenizer.from_pretrained(folder), cfg.seed)
-            torch.nn.init.zeros_(self.model.score.weight)
-        disable_dropout(self.model)
-        self.model.train()
-        optim = cfg.optim
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim.critic_lr or optim.lr, betas=(0.9, 0.95))
-        total = cfg.iterations * optim.epochs * optim.minibatches
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: cosine_lr(s, total, optim.warmup_updates) if optim.anneal else 1.0)
+            model = reward_model_from_lm(folder, AutoTokenizer.from_pretrained(folder), cfg.seed)
+            torch.nn.init.zeros_(model.score.weight)
+        # weight decay 0.01 (AdamW's default, which the critic has always used), not the policy's optim.weight_decay
+        self._setup(model, cfg, cfg.optim.critic_lr or cfg.optim.lr, weight_decay=0.01)
 
     def _values(self, batch: dict) -> torch.Tensor:
         """V(s_j) for each response token j: the head on the hidden state that predicts token j, (B, T)."""
@@ -42,10 +35,6 @@ class ValueCritic:
         hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         values = self.model.score(hidden)[..., 0]  # (B, L)
         return torch.gather(values, 1, batch["logprob_index"]) * batch["response_mask"]
-
-    def _micro(self, batch: dict) -> list[dict]:
-        size = self.cfg.optim.micro_batch_size or len(batch["input_ids"])
-        return [{k: v[i: i + size] for k, v in batch.items()} for i in range(0, len(batch["input_ids"]), size)]
 
     def values(self, batch: dict) -> torch.Tensor:
         with torch.no_grad():
@@ -73,15 +62,3 @@ class ValueCritic:
                 self.scheduler.step()
                 steps += 1
         return {k: v / steps for k, v in sums.items()}
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-
-    def state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}}
-
-    def restore(self, weights: dict[str, torch.Tensor], state: dict) -> None:
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])

@@ -7,8 +7,6 @@ per sequence over a constant length).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from models.registry import Registry
@@ -147,10 +145,3 @@ def missing_eos_penalty(scores: torch.Tensor, has_eos: torch.Tensor, penalty: fl
         return scores
     return torch.where(has_eos, scores, torch.full_like(scores, penalty))
 
-
-def cosine_lr(step: int, total: int, warmup: int = 0) -> float:
-    """LR factor: linear warm-up, then annealed to 0 at `total` (the N+ details anneal to 0)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))

@@ -3,7 +3,7 @@ advantages → clipped policy update → new weights into the engines, iteration
 
 The engines (ray_cluster/engine_pool.GenerationEngine) and the trainer (ray_cluster/policy_trainer.py) are Ray
 actors started once per run. After each update the trainer's weights go to every engine through Ray's object
-store (one `ray.put`, read zero-copy by engines on the same node) and vLLM reloads them in place: no engine
+store (the trainer's returned object, read zero-copy by engines on the same node) and vLLM reloads them in place: no engine
 restart and no round trip through the artifact store per step. A collective (NCCL broadcast) is faster across
 GPUs but ties trainer and engines into one process group; the object store works on CPU, across nodes, and
 with any number of engines, and the sync time is recorded every iteration so the cost is visible.
@@ -16,6 +16,7 @@ folder, `rollouts.parquet` (all iterations), `metrics.parquet` (one row per iter
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -152,15 +153,17 @@ def _finish(name: str, actors: Actors, base: Path, parts: StageParts, history: l
     from models.tiny_llama import load_model_folder, save_model_folder
     from tasks.core.tables import write_rows
 
+    import ray
+
     model, tokenizer = load_model_folder(base)
-    model.load_state_dict(actors.learner_state()["trainer"]["weights"])
+    model.load_state_dict(ray.get(actors.trainer.weights.remote()))  # the policy only: no optimiser, no critic
     save_model_folder(model, tokenizer, out)
     finished = parts.finished()
     (out / "scratch").mkdir(parents=True, exist_ok=True)
     tables = [pq.read_table(parts.fetch(finished[p], out / "scratch" / p))
               for p in sorted(p for p in finished if p.startswith("iter-"))]
     pq.write_table(pa.concat_tables(tables), out / "rollouts.parquet")
-    _remove_tree(out / "scratch")
+    shutil.rmtree(out / "scratch", ignore_errors=True)
     write_rows(out / "metrics.parquet", history)
     plot_curves(history, out / "curves.png", name)
     from prefect.context import FlowRunContext, TaskRunContext
@@ -176,12 +179,6 @@ def _finish(name: str, actors: Actors, base: Path, parts: StageParts, history: l
             "sync_s": sum(r["sync_s"] for r in history) / len(history),
             "logprob_diff": sum(r["logprob_diff"] for r in history) / len(history),
             "samples": sum(t.num_rows for t in tables), "model_name": name}
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def plot_curves(history: list[dict], path: Path, name: str) -> None:

@@ -42,7 +42,9 @@ class Actors:
         import ray
 
         started = time.time()
-        weights = ray.put(ray.get(self.trainer.weights.remote()))
+        # the trainer's result is already an object in Ray's store: every engine reads that one, the driver never
+        # holds a copy
+        weights = self.trainer.weights.remote()
         ray.get([engine.update_weights.remote(weights) for engine in self.engines])
         return time.time() - started
 
@@ -158,6 +160,13 @@ def rollout(actors: Actors, problems: list[dict], cfg: OnlineRLConfig, seed: int
     return [group for result in ray.get(calls) for group in result]
 
 
+def _judge(triples: list[tuple[int, str, dict]], label: LabelConfig) -> list[dict]:
+    """(index, text, problem) → one combined label each, every sample bounded by `label.sample_timeout_s`."""
+    names = [spec.name for spec in label.labellers]
+    results = label_chunk(triples, names, label.options(), label.sample_timeout_s)
+    return [combine_labels(dict(zip(names, labels)), label) for labels in results]
+
+
 def label_samples(actors: Actors, problems: list[dict], samples: list[list[TokenSample]], label: LabelConfig,
                   rm_times_labels: bool = False) -> list[dict]:
     """One combined label per sample (problem-major), each bounded by `label.sample_timeout_s`: a verifier
@@ -165,10 +174,7 @@ def label_samples(actors: Actors, problems: list[dict], samples: list[list[Token
     texts = [(problem, actors.tokenizer.decode(s.token_ids, skip_special_tokens=True))
              for problem, group in zip(problems, samples) for s in group]
     triples = [(i, text, problem) for i, (problem, text) in enumerate(texts)]
-    names = [spec.name for spec in label.labellers]
-    results = label_chunk(triples, names, label.options(), label.sample_timeout_s)
-    labels = [combine_labels(dict(zip(names, labels)), label) | {"text": text}
-              for labels, (_, text, _) in zip(results, triples)]
+    labels = [lab | {"text": text} for lab, (_, text, _) in zip(_judge(triples, label), triples)]
     if actors.scorer is not None:  # InstructGPT: the reward is the RM's score at EOS; `correct` stays the truth
         import ray
 
@@ -251,10 +257,8 @@ def evaluate_greedy(actors: Actors, test: list[dict], label: LabelConfig) -> flo
     calls = [engine.generate.remote([prompts[i] for i in chunk], sampling)
              for engine, chunk in zip(actors.engines, _split(prompts, len(actors.engines)))]
     records = [r for result in ray.get(calls) for r in result]
-    names = [spec.name for spec in label.labellers]
     triples = [(i, r.text, row) for i, (r, row) in enumerate(zip(records, test))]
-    results = label_chunk(triples, names, label.options(), label.sample_timeout_s)
-    return sum(combine_labels(dict(zip(names, labels)), label)["correct"] for labels in results) / len(test)
+    return sum(lab["correct"] for lab in _judge(triples, label)) / len(test)
 
 
 def rollout_rows(iteration: int, problems: list[dict], samples: list[list[TokenSample]], labels: list[dict],

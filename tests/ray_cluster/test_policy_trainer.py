@@ -39,7 +39,7 @@ def test_micro_batches_add_up_to_the_whole_minibatch_step(model_dir, aggregation
         scored = trainer.score(batch)          # sign-like and would hide a wrong weighting)
         # the reference is shifted, so the KL term has a gradient too
         trainer.update(batch, advantages, scored["old_logp"], scored["ref_logp"] - 0.3, 0.1, seed=0)
-        after[micro] = {n: p.grad.clone() for n, p in trainer.policy.named_parameters()}
+        after[micro] = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
     assert max(float(g.abs().max()) for g in after[None].values()) > 1e-4
     for name, grad in after[None].items():
         assert torch.allclose(grad, after[2][name], atol=1e-7, rtol=1e-4), name
