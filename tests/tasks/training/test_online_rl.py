@@ -53,3 +53,31 @@ def test_a_hung_verifier_fails_its_sample_alone_and_the_step_goes_on():
     assert [lab["status"] for lab in labels] == ["ok", "label_timeout", "ok"]
     assert [lab["reward"] for lab in labels] == [1.0, 0.0, 1.0]
     assert [lab["text"] for lab in labels] == ["12", "17", "3"]
+
+
+def test_an_over_long_prompt_fails_before_any_actor_starts(tmp_path):
+    from generation_assets import build_model_folder
+
+    from ray_cluster.folders import RemoteFolder
+    from ray_cluster.rl_config import OnlineRLConfig
+    from tasks.training.online_rl_steps import start_actors
+
+    folder = build_model_folder(tmp_path / "policy")  # a context of 256 positions
+    rows = [{"id": "ok", "prompt": "Question: Tom has 3 apples."},
+            {"id": "long", "prompt": " ".join(["Question: Tom has 3 apples."] * 100)}]
+    with pytest.raises(ValueError, match=r"problem row 1 \(id 'long'\): prompt has \d+ tokens; the model's context "
+                                         r"is 256"):
+        start_actors(RemoteFolder(uri=str(folder)), folder, rows, OnlineRLConfig(), ctx=None)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sft_first=false", "sft_first: false starts RL from a pretrained model: set `model:`"),
+    ("label={labellers: [{name: reward_model}], reward_model: {model: /tmp/rm}}",
+     r"\['reward_model'\] label in batches; online RL takes per-sample labellers"),
+])
+def test_online_configs_that_cannot_run_fail_at_load(override, message):
+    from flows.config import ConfigError, load_config
+    from flows.grpo import GRPOConfig
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(GRPOConfig, "grpo", "smoke", [override])
