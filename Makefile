@@ -33,8 +33,10 @@ browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
+# Two xdist workers: most of a test's wall time is waiting on start-ups (Prefect, Ray, Ray Train, engines), which
+# overlap; tests/conftest.py keeps each smoke store's producer and its consumers on one worker.
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench-rft: setup
 	$(BIN)/python benchmarks/rft_gain.py
