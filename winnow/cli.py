@@ -17,6 +17,7 @@ apply_defaults()
 
 from flows.config import DEFAULT_STORE, STORE_ENV, ConfigError, load_config  # noqa: E402  (after the environment defaults)
 from winnow.deployments import DEPLOYMENTS_FILE  # noqa: E402
+from winnow.models_cli import models_app  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -28,6 +29,7 @@ def _flows() -> dict:
     from flows.evaluation import EvaluateFlowConfig, evaluate
     from flows.generate import GenerateFlowConfig, generate
     from flows.grpo import GRPOConfig, grpo
+    from flows.improve import ImproveConfig, improve
     from flows.ppo import PPOConfig, ppo
     from flows.reward_model import RewardModelConfig, reward_model
     from flows.rft import RFTConfig, rft
@@ -35,7 +37,7 @@ def _flows() -> dict:
 
     return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate),
             "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf), "dpo": (DPOFlowConfig, dpo),
-            "grpo": (GRPOConfig, grpo), "ppo": (PPOConfig, ppo),
+            "grpo": (GRPOConfig, grpo), "ppo": (PPOConfig, ppo), "improve": (ImproveConfig, improve),
             "evaluate_latest": (EvaluateLatestConfig, evaluate_latest), "evaluate": (EvaluateFlowConfig, evaluate)}
 
 
@@ -192,6 +194,27 @@ def report(
     console.print(f"[bold]{artifacts.data_uri(newest)}/report.md[/]\n")
     with fsspec.open(f"{artifacts.data_uri(newest)}/report.md", "r") as fh:
         console.print(fh.read())
+
+
+app.add_typer(models_app, name="models")
+
+
+@app.command()
+def lineage(
+    target: str = typer.Argument(..., help="a registered model (name or name:version) or an artifact (stage/key)"),
+    store: str = typer.Option(os.environ.get(STORE_ENV, DEFAULT_STORE), help="store URL"),
+    png: Optional[Path] = typer.Option(None, help="also draw the graph here"),
+) -> None:
+    """Print (and draw) the graph of stages, data and models that produced a model or artifact."""
+    from winnow.models_cli import _entry, show_lineage
+
+    if "/" in target:
+        stage, key = target.split("/", 1)
+    else:
+        name, _, version = target.partition(":")
+        entry = _entry(store, name, int(version.lstrip("v")) if version else None)
+        stage, key = entry.artifact.stage, entry.artifact.key
+    show_lineage(store, stage, key, png)
 
 
 store_app = typer.Typer(no_args_is_help=True, help="Check and clean the artifact store.")

@@ -42,9 +42,10 @@ class StageLease:
     """`with StageLease(store, stage, key, run_id):` — held for the body, renewed every `ttl_s / 3` seconds."""
 
     def __init__(self, store: ArtifactStore, stage: str, key: str, run_id: str, ttl_s: float = 90.0,
-                 wait_s: float | None = None, poll_s: float = 2.0):
+                 wait_s: float | None = None, poll_s: float = 2.0, path: str | None = None):
         self.store, self.stage, self.key = store, stage, key
-        self.path = f"{store._artifact_dir(stage, key)}/{LEASE}"
+        # `path`: a lease outside the artifact tree (the model registry's per-name lock)
+        self.path = path or f"{store._artifact_dir(stage, key)}/{LEASE}"
         self.owner = f"{run_id}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.ttl_s, self.wait_s, self.poll_s = ttl_s, wait_s, poll_s
         self._stop = threading.Event()
@@ -78,12 +79,18 @@ class StageLease:
                 pass
 
     def read(self) -> dict | None:
-        self.store.fs.invalidate_cache(self.path.rsplit("/", 1)[0])
-        try:
-            with self.store.fs.open(self.path, "r") as fh:
-                return json.load(fh)
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+        from tasks.core.store import ChangedWhileReading
+
+        for _ in range(5):
+            self.store.fs.invalidate_cache(self.path.rsplit("/", 1)[0])
+            try:
+                with self.store.fs.open(self.path, "r") as fh:
+                    return json.load(fh)
+            except (FileNotFoundError, json.JSONDecodeError):
+                return None
+            except ChangedWhileReading:  # S3: another holder rewrote it between s3fs's HEAD and GET; read the new one
+                time.sleep(0.05)
+        return None
 
     def _record(self) -> dict:
         now = time.time()

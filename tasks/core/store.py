@@ -26,6 +26,12 @@ from ray_cluster.folders import RemoteFolder, materialize
 
 MANIFEST = "manifest.json"
 
+try:  # S3: an object rewritten between s3fs's HEAD and its GET (a lease renewed, a registry entry updated)
+    from s3fs.utils import FileExpired as ChangedWhileReading
+except ImportError:  # pragma: no cover - s3fs is a dependency
+    class ChangedWhileReading(OSError):
+        pass
+
 
 class StoreSpec(BaseModel):
     """Where the store lives; small and picklable so Ray actors can open the same store."""

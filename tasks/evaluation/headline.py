@@ -19,6 +19,61 @@ class Headline(BaseModel):
     metric: str = "pass@1"
     label: str = Field(description="how the sentence names the method, e.g. 'RFT'")
 
+    def describe(self, store, scores: dict) -> dict | None:
+        """{"sentence", "metric", "comparisons"} from the per-problem scores; None when the run has no such
+        comparison (or did not score one of its sides)."""
+        from tasks.core.tables import read_rows
+
+        if self.metric not in scores.get(self.method, {}):
+            return None
+
+        def per_problem(model: str) -> dict[str, float]:
+            return {r["prompt_id"]: float(r["score"]) for r in read_rows(store, scores[model][self.metric],
+                                                                         "per_problem")}
+
+        method = per_problem(self.method)
+        comparisons = {b: paired_difference(method, per_problem(b)) for b in self.baselines
+                       if self.metric in scores.get(b, {})}
+        if not comparisons:
+            return None
+        return {"sentence": sentence(self.label, comparisons), "metric": self.metric, "comparisons": comparisons}
+
+
+class RankingHeadline(BaseModel):
+    """A reward model's first line: its held-out pairwise accuracy, and its best-of-N pick against the majority
+    vote of the same samples, paired per problem (the reward-model flow's scores under `result`)."""
+
+    model_config = ConfigDict(frozen=True)
+    result: str = "reward model"
+    pairs: str = "held-out pairs"
+    best_of_n: str = "best-of-n"
+    label: str = "The reward model"
+
+    def describe(self, store, scores: dict) -> dict | None:
+        from collections import defaultdict
+
+        from tasks.core.tables import read_rows
+        from tasks.evaluation.rerank import best_of_n
+
+        got = scores.get(self.result, {})
+        if self.pairs not in got:
+            return None
+        pairs = store.manifest(got[self.pairs])["metrics"]
+        best = None
+        if self.best_of_n in got:
+            k = store.manifest(got[self.best_of_n])["metrics"]["curves"][-1]["n"]
+            by_prompt: dict[str, list[dict]] = defaultdict(list)
+            for r in read_rows(store, got[self.best_of_n], "scored"):
+                by_prompt[r["prompt_id"]].append(r)
+            picks = {p: best_of_n(samples, k) for p, samples in by_prompt.items()}
+            rm = {p: float(pick["rm"]) for p, pick in picks.items()}
+            maj = {p: float(pick["maj"]) for p, pick in picks.items()}
+            best = paired_difference(rm, maj) | {"n_samples": k, "rm": sum(rm.values()) / len(rm),
+                                                 "maj": sum(maj.values()) / len(maj)}
+        metric = "pairwise accuracy" + (f", best-of-{best['n_samples']} vs majority" if best else "")
+        return {"sentence": ranking_sentence(self.label, pairs, best), "metric": metric,
+                "comparisons": {"majority": best} if best else {}}
+
 
 def paired_difference(method: dict[str, float], baseline: dict[str, float]) -> dict:
     """Mean per-problem difference (method - baseline) over the problems both were scored on, its 95% normal
@@ -46,18 +101,35 @@ def mcnemar_exact_p(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def verdict(baseline: str, d: dict) -> str:
+    """'beat its base by +3.1 points [+1.2, +5.0]' — beat only when the whole interval is above zero."""
+    lo, hi = (100 * x for x in d["ci95"])
+    numbers = f"{100 * d['diff']:+.1f} points [{lo:+.1f}, {hi:+.1f}]"
+    if lo > 0:
+        return f"beat {baseline} by {numbers}"
+    if hi < 0:
+        return f"did worse than {baseline}: {numbers}"
+    return f"did not beat {baseline} ({numbers}, the interval includes 0)"
+
+
 def sentence(label: str, comparisons: dict[str, dict]) -> str:
-    """'RFT beat its base by +3.1 points [+1.2, +5.0] and did not beat its control (-2.0 [-4.1, +0.1])' — beat
-    only when the whole interval is above zero."""
-    parts = []
-    for baseline, d in comparisons.items():
-        lo, hi = (100 * x for x in d["ci95"])
-        numbers = f"{100 * d['diff']:+.1f} points [{lo:+.1f}, {hi:+.1f}]"
-        if lo > 0:
-            parts.append(f"beat its {baseline} by {numbers}")
-        elif hi < 0:
-            parts.append(f"did worse than its {baseline}: {numbers}")
-        else:
-            parts.append(f"did not beat its {baseline} ({numbers}, the interval includes 0)")
+    """'RFT beat its base by +3.1 points [+1.2, +5.0] and did not beat its control (-2.0 [-4.1, +0.1])'."""
+    parts = [verdict(f"its {baseline}", d) for baseline, d in comparisons.items()]
     n = max((d["n"] for d in comparisons.values()), default=0)
     return f"{label} " + " and ".join(parts) + f" — paired 95% intervals over {n} held-out problems."
+
+
+def ranking_sentence(label: str, pairs: dict, best: dict | None) -> str:
+    """A reward model's first line (issue 15): how often it ranks the correct answer above the incorrect one on
+    held-out pairs, against chance, and whether its best-of-N pick beats the majority vote over the same samples.
+    `pairs`: {"accuracy", "ci95", "n"}; `best`: a paired_difference of RM pick vs majority, plus "n_samples",
+    "rm" and "maj" (accuracies)."""
+    lo, hi = (100 * x for x in pairs["ci95"])
+    text = (f"{label} ranked the correct answer above the incorrect one in {100 * pairs['accuracy']:.1f}% "
+            f"[{lo:.1f}, {hi:.1f}] of {pairs['n']} held-out pairs ("
+            + ("above" if lo > 50 else "not above") + " chance, 50%)")
+    if best is None:
+        return text + "."
+    k = best["n_samples"]
+    return (text + f"; its best-of-{k} pick ({100 * best['rm']:.1f}%) {verdict(f'majority-of-{k}', best)} "
+            f"({100 * best['maj']:.1f}%) — paired 95% interval over {best['n']} held-out problems.")

@@ -14,7 +14,7 @@ from tasks.core.lineage import LineageEntry, lineage
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef, ArtifactStore
 from tasks.core.tables import read_rows
-from tasks.evaluation.headline import Headline, paired_difference, sentence
+from tasks.evaluation.headline import Headline, RankingHeadline
 from tasks.evaluation.report_sections import SECTIONS, Section, table
 
 Scores = dict[str, dict[str, ArtifactRef]]  # model (or result) name -> metric -> score artifact
@@ -32,22 +32,9 @@ def accuracy_rows(store: ArtifactStore, scores: Scores) -> list[dict]:
     return rows
 
 
-def headline_of(store: ArtifactStore, scores: Scores, headline: Headline | None) -> dict | None:
-    """{"sentence", "comparisons"} for the report's first line, from the per-problem scores; None when the run
-    has no such comparison (or did not score one of its sides)."""
-    if headline is None or headline.metric not in scores.get(headline.method, {}):
-        return None
-
-    def per_problem(model: str) -> dict[str, float]:
-        rows = read_rows(store, scores[model][headline.metric], "per_problem")
-        return {r["prompt_id"]: float(r["score"]) for r in rows}
-
-    method = per_problem(headline.method)
-    comparisons = {b: paired_difference(method, per_problem(b)) for b in headline.baselines
-                   if headline.metric in scores.get(b, {})}
-    if not comparisons:
-        return None
-    return {"sentence": sentence(headline.label, comparisons), "metric": headline.metric, "comparisons": comparisons}
+def headline_of(store: ArtifactStore, scores: Scores, headline: Headline | RankingHeadline | None) -> dict | None:
+    """{"sentence", "metric", "comparisons"} for the report's first line; None when the run has none."""
+    return None if headline is None else headline.describe(store, scores)
 
 
 def timing_rows(store: ArtifactStore, entries: list[LineageEntry]) -> list[dict]:
@@ -106,7 +93,7 @@ def plot_accuracy(rows: list[dict], path: Path) -> None:
 
 @task(name="write_report", retries=1, cache_policy=NONE)
 def write_report(flow: str, title: str, scores: Scores, ctx: StageContext,
-                 headline: Headline | None = None) -> ArtifactRef:
+                 headline: Headline | RankingHeadline | None = None) -> ArtifactRef:
     """report.md + accuracy.png + the sections' plots + summary.json, from `scores` and the run's lineage;
     published to the Prefect UI on every run (also when the report itself is reused)."""
     store = ctx.open_store()
@@ -127,7 +114,8 @@ def write_report(flow: str, title: str, scores: Scores, ctx: StageContext,
 
     inputs = {f"score:{m}:{k}": ref for m, d in scores.items() for k, ref in d.items()}
     inputs |= {f"stage{i}:{e.label}": e.ref for i, e in enumerate(entries)}
-    config = {"flow": flow, "title": title} | ({"headline": headline.model_dump()} if headline else {})
+    config = {"flow": flow, "title": title} | (
+        {"headline": {"kind": type(headline).__name__} | headline.model_dump()} if headline else {})
     ref = run_stage(ctx, "write_report", config, inputs, compute)
     markdown = (store.local_path(ref) / "report.md").read_text()
     if accuracy:

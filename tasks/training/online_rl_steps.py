@@ -160,7 +160,7 @@ def rollout(actors: Actors, problems: list[dict], cfg: OnlineRLConfig, seed: int
     return [group for result in ray.get(calls) for group in result]
 
 
-def _judge(triples: list[tuple[int, str, dict]], label: LabelConfig) -> list[dict]:
+def judge(triples: list[tuple[int, str, dict]], label: LabelConfig) -> list[dict]:
     """(index, text, problem) → one combined label each, every sample bounded by `label.sample_timeout_s`."""
     names = [spec.name for spec in label.labellers]
     results = label_chunk(triples, names, label.options(), label.sample_timeout_s)
@@ -174,7 +174,7 @@ def label_samples(actors: Actors, problems: list[dict], samples: list[list[Token
     texts = [(problem, actors.tokenizer.decode(s.token_ids, skip_special_tokens=True))
              for problem, group in zip(problems, samples) for s in group]
     triples = [(i, text, problem) for i, (problem, text) in enumerate(texts)]
-    labels = [lab | {"text": text} for lab, (_, text, _) in zip(_judge(triples, label), triples)]
+    labels = [lab | {"text": text} for lab, (_, text, _) in zip(judge(triples, label), triples)]
     if actors.scorer is not None:  # InstructGPT: the reward is the RM's score at EOS; `correct` stays the truth
         import ray
 
@@ -258,7 +258,7 @@ def evaluate_greedy(actors: Actors, test: list[dict], label: LabelConfig) -> flo
              for engine, chunk in zip(actors.engines, _split(prompts, len(actors.engines)))]
     records = [r for result in ray.get(calls) for r in result]
     triples = [(i, r.text, row) for i, (r, row) in enumerate(zip(records, test))]
-    return sum(lab["correct"] for lab in _judge(triples, label)) / len(test)
+    return sum(lab["correct"] for lab in judge(triples, label)) / len(test)
 
 
 def rollout_rows(iteration: int, problems: list[dict], samples: list[list[TokenSample]], labels: list[dict],

@@ -121,3 +121,42 @@ def test_fault_sweep_recovers_from_a_kill_in_a_seeded_stage(tmp_path, rft_smoke_
                            "--pick", "1", "--seed", "14", "--work", str(tmp_path), *seed, timeout=1500)
     assert result["kills"] == result["recovered"] == result["identical_reports"] == 1, result
     assert result["verify_clean"] is True
+
+
+def test_rl_vs_trl_trains_both_sides_for_the_same_updates_and_scores_them_alike(tmp_path, warm_store):
+    from flows.config import load_config
+    from flows.grpo import GRPOConfig
+    from tasks.core.store import ArtifactStore
+
+    warm_store(tmp_path / "store", "grpo")  # the SFT base: the GRPO smoke run's (same sections)
+    overrides = [f"store.url={tmp_path / 'store'}", "rl.optim.epochs=1", "rl.optim.minibatches=1"]
+    result = run_benchmark("rl_vs_trl.py", "-c", "smoke", "--seeds", "1", "--micro-batch", "8",
+                           *[a for o in overrides for a in ("-s", o)])
+    cfg = load_config(GRPOConfig, "grpo", "smoke", overrides)
+    store = ArtifactStore(cfg.store)
+    assert result["updates"] == cfg.rl.iterations and result["seeds"] == 1
+    # TRL really took as many optimizer steps as Winnow's loop, and both trained (a stage each)
+    assert [r["trl_updates"] for r in result["runs"]] == [cfg.rl.iterations]
+    assert len(store.list("train_online")) == 1 and len(store.list("train_trl_grpo")) == 1
+    # every accuracy is a score the same evaluation wrote, over the same held-out problems
+    scores = {e["metrics"]["accuracy"] for e in store.list("score_accuracy")}
+    assert {result["base_acc"], result["winnow_acc"], result["trl_acc"]} <= scores
+    assert {e["metrics"]["n"] for e in store.list("score_accuracy")} == {cfg.data.n_test}
+    assert result["wall_ratio"] == pytest.approx(result["winnow_wall_s"] / result["trl_wall_s"])
+
+
+def test_rl_vs_trl_refuses_what_trl_cannot_match():
+    from benchmarks.rl_vs_trl import trl_arguments
+    from ray_cluster.rl_config import OnlineRLConfig
+
+    ok = OnlineRLConfig(rollout={"prompts_per_iteration": 4, "group_size": 4})
+    args = trl_arguments(ok, seed=3, out=Path("x"), micro_batch=8)
+    assert (args["gradient_accumulation_steps"], args["loss_type"], args["scale_rewards"]) == (2, "grpo", "group")
+    for change, named in (({"algorithm": {"advantage": "rloo"}}, "advantage"),
+                          ({"algorithm": {"kl_in": "reward"}}, "k3 in the loss"),
+                          ({"optim": {"minibatches": 4}}, "minibatches")):
+        with pytest.raises(ValueError, match=named):
+            trl_arguments(ok.model_copy(update={k: getattr(ok, k).model_copy(update=v) for k, v in change.items()}),
+                          seed=0, out=Path("x"), micro_batch=8)
+    with pytest.raises(ValueError, match="must divide"):
+        trl_arguments(ok, seed=0, out=Path("x"), micro_batch=5)

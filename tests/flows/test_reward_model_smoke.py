@@ -38,6 +38,12 @@ def test_reward_model_flow_trains_normalises_evaluates_and_plugs_into_labelling(
     assert all(c["rm"] <= c["oracle"] and c["maj"] <= c["oracle"] for c in best["curves"])
     assert best["curves"][0]["rm"] == best["curves"][0]["oracle"]  # of one sample, every way picks that one
     assert "## Best of N" in report and (store.local_path(result.report) / "best_of_n.png").exists()
+    # the first line: pairwise accuracy, and the RM's best-of-4 pick paired against majority-of-4 per problem
+    summary = json.loads((store.local_path(result.report) / "summary.json").read_text())
+    majority = summary["headline"]["comparisons"]["majority"]
+    assert majority["n"] == cfg.data.n_test and majority["n_samples"] == 4
+    assert (majority["rm"], majority["maj"]) == (best["curves"][-1]["rm"], best["curves"][-1]["maj"])
+    assert report.splitlines()[2] == f"**{summary['headline']['sentence']}** ({summary['headline']['metric']})"
     # every stage's row points at that stage's own artifact (the RM row once showed the normalised model's)
     timing = json.loads((store.local_path(result.report) / "summary.json").read_text())["timing"]
     rows = {r["stage"]: r["artifact"] for r in timing}

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from tasks.evaluation.headline import mcnemar_exact_p, paired_difference, sentence
+from tasks.evaluation.headline import mcnemar_exact_p, paired_difference, ranking_sentence, sentence
 
 
 def test_paired_difference_by_hand():
@@ -35,3 +35,15 @@ def test_the_sentence_says_beat_only_when_the_interval_is_above_zero():
     text = sentence("RFT", {"base": beat, "control": tie})
     assert text.startswith("RFT beat its base by +5.0 points [+1.0, +9.0] and did not beat its control (+1.0")
     assert "did worse than its base: -5.0 points" in sentence("DPO", {"base": worse})
+
+
+def test_the_reward_models_sentence_states_accuracy_against_chance_and_its_pick_against_the_vote():
+    pairs = {"accuracy": 0.547, "ci95": [0.491, 0.601], "n": 311}
+    best = {"n": 250, "diff": 0.052, "ci95": [0.01, 0.094], "n_samples": 8, "rm": 0.156, "maj": 0.104}
+    text = ranking_sentence("The reward model", pairs, best)
+    assert text == ("The reward model ranked the correct answer above the incorrect one in 54.7% [49.1, 60.1] of 311 "
+                    "held-out pairs (not above chance, 50%); its best-of-8 pick (15.6%) beat majority-of-8 by "
+                    "+5.2 points [+1.0, +9.4] (10.4%) — paired 95% interval over 250 held-out problems.")
+    above = ranking_sentence("The RM", {"accuracy": 0.9, "ci95": [0.85, 0.94], "n": 200}, None)
+    assert above == ("The RM ranked the correct answer above the incorrect one in 90.0% [85.0, 94.0] of 200 held-out "
+                     "pairs (above chance, 50%).")
