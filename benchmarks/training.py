@@ -3,8 +3,10 @@
 1. SFT with packed rows vs padded batches (random order, padded to the longest in the batch) vs length-bucketed
    batches, same examples, same number of epochs: real (non-padding) tokens per second, and the loss on the same
    held-out examples afterwards (packing must not change what is learned);
-2. the same SFT job through Ray Train with one worker vs the plain torch loop in this process: wall time,
-   including Ray Train's worker start-up.
+2. the same SFT job through Winnow's trainer with one worker (a Ray task: the first job starts a worker
+   process, later ones — every later training stage of a flow — reuse it), through a Ray Train worker group of
+   one (what every stage paid before, and what multi-worker jobs use), and as the plain torch loop in this
+   process: wall time, start-up included (tests/tasks/training/test_train_stage.py checks they train alike).
 
     python benchmarks/training.py [--examples 768 --epochs 2]
 
@@ -78,7 +80,9 @@ def sft_run(batching: str, tokenizer, examples, heldout, epochs: int, batch: int
             "heldout_loss": heldout_loss(model, heldout, tokenizer.pad_token_id)}
 
 
-def raytrain_vs_plain(tokenizer, examples, steps: int, batch: int) -> tuple[float, float]:
+def trainer_vs_plain(tokenizer, examples, steps: int, batch: int) -> dict[str, float]:
+    """Seconds of the same job: plain torch here; Winnow's trainer cold (first job) and warm (the next); a Ray
+    Train group of one worker."""
     from models.optim import OptimConfig
     from models.tiny_llama import ModelSize, build_tiny_llama
     from models.train_loop import run_training
@@ -86,25 +90,27 @@ def raytrain_vs_plain(tokenizer, examples, steps: int, batch: int) -> tuple[floa
     from ray_cluster.checkpoints import CheckpointPlace
     from ray_cluster.connect import RayConfig, ensure_ray
     from ray_cluster.folders import RemoteFolder
-    from ray_cluster.trainer import TrainJob, fit
+    from ray_cluster.trainer import TrainJob, _fit_group, fit
 
     cfg = OptimConfig(steps=steps, batch_size=batch, lr=2e-3, warmup_steps=10, max_len=512, checkpoint_every=steps)
     model = build_tiny_llama(ModelSize(**SIZE), tokenizer, seed=0)
     start = time.perf_counter()
     run_training(model, SFTMethod(examples, tokenizer.pad_token_id, "bucketed", batch), cfg, torch.device("cpu"))
-    plain = time.perf_counter() - start
+    times = {"plain_torch_s": time.perf_counter() - start}
     ensure_ray(RayConfig(num_cpus=2))
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save_pretrained(Path(tmp) / "tok")
         config = SFTConfig(batching="bucketed", model=SIZE, optim=cfg,
                            resources={"num_workers": 1, "cpus_per_worker": 2})
-        job = TrainJob(method="sft", config=config, data=examples,
-                       tokenizer=RemoteFolder(uri=str(Path(tmp) / "tok")),
-                       checkpoints=CheckpointPlace(uri=str(Path(tmp) / "ckpt")))
-        start = time.perf_counter()
-        fit(job)
-        ray_s = time.perf_counter() - start
-    return ray_s, plain
+        for name, run in (("trainer_1w_cold_s", fit), ("trainer_1w_warm_s", fit),
+                          ("raytrain_1w_s", lambda job: _fit_group(job, None, None))):
+            job = TrainJob(method="sft", config=config, data=examples,
+                           tokenizer=RemoteFolder(uri=str(Path(tmp) / "tok")),
+                           checkpoints=CheckpointPlace(uri=str(Path(tmp) / name)))
+            start = time.perf_counter()
+            run(job)
+            times[name] = time.perf_counter() - start
+    return times
 
 
 def main() -> None:
@@ -123,7 +129,7 @@ def main() -> None:
     runs = [sft_run("padded", tokenizer, examples, heldout, args.epochs, args.batch, args.pack_len),
             sft_run("bucketed", tokenizer, examples, heldout, args.epochs, args.batch, args.pack_len),
             sft_run("packed", tokenizer, examples, heldout, args.epochs, rows_per_batch, args.pack_len)]
-    ray_s, plain_s = raytrain_vs_plain(tokenizer, examples, args.ray_steps, args.batch)
+    times = trainer_vs_plain(tokenizer, examples, args.ray_steps, args.batch)
 
     import ray
 
@@ -136,14 +142,18 @@ def main() -> None:
         table.add_row(r["batching"], str(r["steps"]), f"{r['wall_s']:.1f}", f"{r['tok_s']:,.0f}",
                       f"{r['heldout_loss']:.4f}", f"{r['tok_s'] / by['padded']['tok_s']:.2f}x")
     Console().print(table)
-    Console().print(f"Ray Train, 1 worker: {ray_s:.1f} s; plain torch loop: {plain_s:.1f} s "
-                    f"({args.ray_steps} steps); overhead {ray_s / plain_s - 1:+.1%}")
+    plain = times["plain_torch_s"]
+    Console().print(f"{args.ray_steps} steps: plain torch loop {plain:.1f} s; Winnow trainer (1 worker) first job "
+                    f"{times['trainer_1w_cold_s']:.1f} s ({times['trainer_1w_cold_s'] / plain:.2f}x), next job "
+                    f"{times['trainer_1w_warm_s']:.1f} s ({times['trainer_1w_warm_s'] / plain:.2f}x); Ray Train "
+                    f"group of 1: {times['raytrain_1w_s']:.1f} s ({times['raytrain_1w_s'] / plain:.2f}x)")
     print(json.dumps({"packed_tok_s": round(by["packed"]["tok_s"], 1), "padded_tok_s": round(by["padded"]["tok_s"], 1),
                       "bucketed_tok_s": round(by["bucketed"]["tok_s"], 1),
                       "packed_final_loss": round(by["packed"]["heldout_loss"], 4),
                       "padded_final_loss": round(by["padded"]["heldout_loss"], 4),
                       "bucketed_final_loss": round(by["bucketed"]["heldout_loss"], 4),
-                      "raytrain_1w_s": round(ray_s, 2), "plain_torch_s": round(plain_s, 2)}))
+                      **{k: round(v, 2) for k, v in times.items()},
+                      "warm_vs_plain": round(times["trainer_1w_warm_s"] / plain, 3)}))
 
 
 if __name__ == "__main__":

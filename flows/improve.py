@@ -39,10 +39,12 @@ class ImproveConfig(PolicyFlowConfig):
     eval: EvalConfig = Field(default=EvalConfig().greedy_only(), description="the gate's held-out scores (pass@1)")
 
 
-def reseeded(sample: GenerateConfig, attempt: int) -> GenerateConfig:
-    # attempt k from the same champion samples with seed + k: a new candidate, not the rejected one again
-    return sample.model_copy(update={"sampling": sample.sampling.model_copy(update={
-        "seed": sample.sampling.seed + attempt})})
+def reseeded(cfg: ImproveConfig, attempt: int) -> tuple[GenerateConfig, SFTConfig]:
+    # attempt k from the same champion samples with seed + k and trains in data order seed + k: a new candidate,
+    # not the rejected one rebuilt (even when sampling found nothing new to select)
+    sampling = cfg.sample.sampling.model_copy(update={"seed": cfg.sample.sampling.seed + attempt})
+    optim = cfg.train.optim.model_copy(update={"seed": cfg.train.optim.seed + attempt})
+    return cfg.sample.model_copy(update={"sampling": sampling}), cfg.train.model_copy(update={"optim": optim})
 
 
 def scored(model: ArtifactRef, problems: ArtifactRef, cfg: EvalConfig, ctx: StageContext) -> Contender:
@@ -60,12 +62,12 @@ def improve(cfg: ImproveConfig) -> FlowResult:
     scores = {}
     for r in range(1, cfg.rounds + 1):
         champion = scored(entry.artifact, problems, cfg.eval, ctx).model_copy(update={"version": entry.version})
-        sample = reseeded(cfg.sample, candidates_tried(cfg.registry, entry, ctx))
+        sample, train = reseeded(cfg, candidates_tried(cfg.registry, entry, ctx))
         samples = sample_completions(f"round{r}", problems, {"champion": champion.model}, sample, ctx)
         labels = label_rewards(f"round{r}", samples, problems, cfg.label, ctx)
         selection = select_samples([labels], problems, cfg.select, ctx)
         candidate = train_sft(f"candidate{r}", [start.demonstrations, SFTSource(ref=selection, split="selected")],
-                              start.tokenizer, champion.model, cfg.train, ctx)
+                              start.tokenizer, champion.model, train, ctx)
         challenger = scored(candidate, problems, cfg.eval, ctx)
         entry = promotion_gate(f"round{r}", challenger, champion, problems, cfg.registry, ctx, "improve")
         scores |= {f"round {r} champion": {"pass@1": champion.score}, f"round {r} candidate": {"pass@1":

@@ -1,4 +1,5 @@
-"""Training on Ray Train's TorchTrainer: every method, N workers, DDP (or FSDP) on CPU (gloo) or GPU (nccl).
+"""Training on Ray: every method; one worker as a Ray task in a warm worker process, N workers on Ray Train's
+TorchTrainer with DDP (or FSDP) on CPU (gloo) or GPU (nccl).
 
 Workers build the model (fresh tiny model, or from an HF folder; LoRA adapters by config), continue from the
 newest complete checkpoint in the store when there is one, run models/train_loop.py, and write checkpoints to
@@ -49,26 +50,42 @@ class TrainJob(BaseModel):
 
 
 def _train_loop(config: dict) -> None:
-    import os
-
+    """One Ray Train worker of a multi-worker job: rank, world, device and the DDP/FSDP wrapper from Ray Train."""
     import ray.train
     import ray.train.torch
+
+    ctx = ray.train.get_context()
+    final = _run_job(config["job"], config["threads"], config["progress"], ctx.get_world_rank(),
+                     ctx.get_world_size(), ray.train.torch.get_device(),
+                     lambda m: ray.train.torch.prepare_model(m, parallel_strategy=config["strategy"]))
+    ray.train.report({"steps": final.step, "final_loss": final.history[-1]["loss"]})
+
+
+def _one_worker(job: "TrainJob", threads: int, queue) -> dict:
+    """A single-worker job as a Ray task: no process group to form, so no worker group either. Ray keeps idle
+    task workers, so the next stage's job lands in a process that has torch and transformers imported already
+    (issue 16, item 7: a new Ray Train worker group per stage cost 1.5x a plain torch loop)."""
+    import torch
+
+    device = torch.device("cuda" if job.config.resources.use_gpu and torch.cuda.is_available() else "cpu")
+    final = _run_job(job, threads, queue, 0, 1, device, lambda m: m.to(device))
+    return {"steps": final.step, "final_loss": final.history[-1]["loss"]}
+
+
+def _run_job(job: "TrainJob", threads: int, queue, rank: int, world: int, device, wrap):
+    import os
+
     import torch
 
     from models.train_loop import run_training
     from ray_cluster.checkpoints import load_latest, save_checkpoint
     from ray_cluster.model_builder import build_for_job, trainable_model
 
-    job: TrainJob = config["job"]
-    torch.set_num_threads(config["threads"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
+    torch.set_num_threads(threads)
     tokenizer, model, method = build_for_job(job)
     lora = job.config.lora is not None
     state = load_latest(job.checkpoints, model, lora)
-    wrapped = ray.train.torch.prepare_model(trainable_model(job, model), parallel_strategy=config["strategy"])
-    queue = config["progress"]
+    wrapped = wrap(trainable_model(job, model))
 
     def on_step(info) -> None:
         if rank == 0 and queue is not None:
@@ -79,19 +96,47 @@ def _train_loop(config: dict) -> None:
     def on_checkpoint(st) -> None:
         save_checkpoint(job.checkpoints, model, tokenizer, st, rank, lora)
 
-    final = run_training(wrapped, method, job.config.optim, device, rank, world, state, on_step, on_checkpoint)
-    ray.train.report({"steps": final.step, "final_loss": final.history[-1]["loss"]})
+    return run_training(wrapped, method, job.config.optim, device, rank, world, state, on_step, on_checkpoint)
 
 
 def fit(job: TrainJob, on_progress: Callable[[dict], None] | None = None) -> None:
-    """Run the job on Ray Train, with its config's `resources`, until its last checkpoint is written
-    (`job.checkpoints`)."""
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    """Run the job with its config's `resources` until its last checkpoint is written (`job.checkpoints`): one
+    worker as a Ray task (warm process, no group to form), several as a Ray Train worker group (DDP / FSDP)."""
     from ray.util.queue import Queue
 
     resources = job.config.resources
     queue = Queue() if on_progress else None
+    try:
+        if resources.num_workers == 1:
+            _fit_one(job, queue, on_progress)
+        else:
+            _fit_group(job, queue, on_progress)
+    finally:
+        if queue is not None:
+            queue.shutdown()
+
+
+def _fit_one(job: TrainJob, queue, on_progress) -> None:
+    import ray
+
+    resources = job.config.resources
+    task = ray.remote(_one_worker).options(num_cpus=resources.cpus_per_worker, num_gpus=int(resources.use_gpu),
+                                           max_retries=0)  # a crash fails the stage; the rerun resumes
+    done = task.remote(job, resources.cpus_per_worker, queue)
+    while not ray.wait([done], timeout=0.5)[0]:
+        _drain(queue, on_progress)
+    _drain(queue, on_progress)
+    try:
+        ray.get(done)
+    except ray.exceptions.WorkerCrashedError as exc:
+        raise RuntimeError(f"the training worker died (resume from the last checkpoint by rerunning): {exc}") from exc
+
+
+def _fit_group(job: TrainJob, queue, on_progress) -> None:
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    resources = job.config.resources
     scratch = tempfile.mkdtemp(prefix="winnow-train-")
     trainer = TorchTrainer(
         _train_loop,
@@ -114,13 +159,15 @@ def fit(job: TrainJob, on_progress: Callable[[dict], None] | None = None) -> Non
     try:
         while runner.is_alive():
             runner.join(timeout=0.5)
-            while queue is not None and not queue.empty():
-                on_progress(queue.get_nowait())
+            _drain(queue, on_progress)
         if "error" in outcome:
             raise outcome["error"]
         if outcome["result"].error:
             raise outcome["result"].error
     finally:
-        if queue is not None:
-            queue.shutdown()
         shutil.rmtree(scratch, ignore_errors=True)  # Ray Train's own run folder; our checkpoints are in the store
+
+
+def _drain(queue, on_progress) -> None:
+    while queue is not None and not queue.empty():
+        on_progress(queue.get_nowait())

@@ -85,7 +85,9 @@ def test_training_benchmark_runs_each_batching_and_ray_train():
                            "--ray-steps", "1")
     for batching in ("packed", "padded", "bucketed"):
         assert result[f"{batching}_tok_s"] > 0 and result[f"{batching}_final_loss"] > 0
-    assert result["raytrain_1w_s"] > 0 and result["plain_torch_s"] > 0
+    for key in ("raytrain_1w_s", "trainer_1w_cold_s", "trainer_1w_warm_s", "plain_torch_s"):
+        assert result[key] > 0
+    assert result["warm_vs_plain"] == pytest.approx(result["trainer_1w_warm_s"] / result["plain_torch_s"], rel=0.02)
 
 
 def test_generation_benchmark_generates_the_same_tokens_on_every_backend(tmp_path):
