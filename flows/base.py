@@ -11,6 +11,7 @@ from flows.config import DEFAULT_STORE, STORE_ENV
 from ray_cluster.connect import RayConfig
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactRef, StoreSpec
+from tasks.core.tracking import TrackingConfig
 from tasks.evaluation.headline import Headline, RankingHeadline
 from tasks.evaluation.report import Scores, write_report
 
@@ -27,6 +28,8 @@ class FlowConfig(BaseModel):
     store: StoreSpec = Field(default_factory=default_store, description=f"artifact store (${STORE_ENV} overrides)")
     ray: RayConfig = RayConfig()
     show_progress: bool = True
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="per-step metrics to MLflow too "
+                                     "($MLFLOW_TRACKING_URI when set)")
 
 
 class FlowResult(BaseModel):
@@ -43,7 +46,7 @@ class FlowResult(BaseModel):
 
 def start_run(cfg: FlowConfig) -> StageContext:
     """A fresh run's context, after checking the store can be reached (fail at start, not an hour in)."""
-    return StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress)
+    return StageContext.for_run(cfg.store, cfg.ray, cfg.show_progress, cfg.tracking)
 
 
 def finish_run(flow: str, cfg: FlowConfig, ctx: StageContext, scores: Scores | None = None,

@@ -7,9 +7,13 @@ from pathlib import Path
 from ray_cluster.generation import EngineSpec, GenerationBackend
 
 
-def open_backend(model_dir: Path, model_id: str, spec: EngineSpec, threads: int) -> GenerationBackend:
+def backend_class(spec: EngineSpec) -> type:
     if spec.backend == "vllm":
         from ray_cluster.vllm_backend import VLLMBackend as backend
     else:
         from ray_cluster.hf_backend import HFBackend as backend
-    return backend(model_dir, model_id, spec, threads)
+    return backend
+
+
+def open_backend(model_dir: Path, model_id: str, spec: EngineSpec, threads: int) -> GenerationBackend:
+    return backend_class(spec)(model_dir, model_id, spec, threads)

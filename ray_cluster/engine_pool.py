@@ -1,7 +1,12 @@
-"""A pool of generation engine actors; shards go to whichever engine is free (a slow engine never holds the rest).
+"""A pool of generation engines; shards go to whichever engine is free (a slow engine never holds the rest).
 
 The pool computes and returns records shard by shard through a callback; the stage that owns the pool
 persists each shard as it arrives, so finished work survives a crash of the driver.
+
+Engines that may stay open in a process (the transformers backend, on CPU) run each shard as a Ray task; the
+worker process keeps the engine it opened, so the next shard or stage on the same model starts generating at
+once, and a stage on another model finds torch and transformers imported (issue 16, item 7: each stage paid a
+new engine process). Others (vLLM, any GPU engine) are actors opened for the stage and closed at its end.
 """
 from __future__ import annotations
 
@@ -77,6 +82,10 @@ def run_shards(
 
     if not shards:
         return {"engine_start_s": 0.0, "generate_wall_s": 0.0}
+    from ray_cluster.backends import backend_class
+
+    if resources.gpus_per_engine == 0 and backend_class(spec).reusable_in_process:
+        return _run_as_tasks(model, model_id, spec, resources, shards, sampling, on_shard_done)
     started = time.time()
     actor_cls = ray.remote(GenerationEngine).options(
         num_cpus=resources.cpus_per_engine, num_gpus=resources.gpus_per_engine,
@@ -97,6 +106,60 @@ def run_shards(
             except Exception:  # a dead engine has nothing left to close
                 pass
             ray.kill(engine, no_restart=True)
+
+
+_HELD: dict = {}  # in a Ray worker process: the engine the last shard opened, kept for the next shard or stage
+
+
+def generate_shard(model: RemoteFolder, model_id: str, spec: EngineSpec, threads: int, prompts: list[PromptRecord],
+                   sampling: SamplingSpec) -> tuple[list[CompletionRecord], float]:
+    """One shard as a Ray task: (records, seconds spent opening the engine — 0 when this process had it open)."""
+    from ray_cluster.backends import open_backend
+    from ray_cluster.calculator import generate_records
+    from ray_cluster.folders import materialize
+
+    started, key = time.time(), (model.uri, model.content_hash, spec.model_dump_json(), threads)
+    held = _HELD.get("engine")
+    if held is None or held[0] != key:
+        if held is not None:
+            held[1].close()
+            _HELD.clear()
+        _HELD["engine"] = (key, open_backend(materialize(model), model_id, spec, threads))
+    backend = _HELD["engine"][1]
+    backend.model_id = model_id  # the records carry the stage's name for the model
+    opened = time.time() - started
+    return generate_records(backend, prompts, sampling), opened
+
+
+def _run_as_tasks(model: RemoteFolder, model_id: str, spec: EngineSpec, resources: PoolResources,
+                  shards: dict[int, list[PromptRecord]], sampling: SamplingSpec,
+                  on_shard_done: Callable[[int, list[CompletionRecord]], None]) -> dict[str, float]:
+    """Up to `num_engines` shards at a time; a task whose worker dies is rerun by Ray (`max_shard_retries`)."""
+    import ray
+
+    started, pending, running, opened = time.time(), sorted(shards), {}, []
+    task = ray.remote(generate_shard).options(num_cpus=resources.cpus_per_engine, name="generate_shard",
+                                              max_retries=resources.max_shard_retries)
+    try:
+        while pending or running:
+            while pending and len(running) < resources.num_engines:
+                shard_id = pending.pop(0)
+                running[task.remote(model, model_id, spec, resources.cpus_per_engine, shards[shard_id],
+                                    sampling)] = shard_id
+            done, _ = ray.wait(list(running), num_returns=1)
+            shard_id = running.pop(done[0])
+            try:
+                records, open_s = ray.get(done[0])
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError) as exc:
+                raise ShardFailed(f"shard {shard_id} failed after {resources.max_shard_retries} retries "
+                                  f"(prompts {shards[shard_id][0].prompt_id}...): {exc}") from exc
+            opened.append(open_s)
+            on_shard_done(shard_id, records)
+    finally:
+        for ref in running:  # the stage failed: stop what is still generating
+            ray.cancel(ref, force=True)
+    start_s = max(opened, default=0.0)
+    return {"engine_start_s": round(start_s, 3), "generate_wall_s": round(time.time() - started - start_s, 3)}
 
 
 class _Dispatch:

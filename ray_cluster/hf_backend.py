@@ -11,6 +11,10 @@ from ray_cluster.model_inputs import context_error, encode_for_model
 
 
 class HFBackend:
+    # may stay open in a Ray worker process between shards and stages (ray_cluster/engine_pool.py): it holds
+    # nothing outside the process
+    reusable_in_process = True
+
     def __init__(self, model_dir: Path, model_id: str, spec: EngineSpec, threads: int):
         import torch
 

@@ -28,6 +28,10 @@ def engine_kwargs(model_dir: Path, spec: EngineSpec) -> dict:
 
 
 class VLLMBackend:
+    # an engine left open in an idle Ray worker that Ray later kills leaves /dev/shm segments behind (it needs its
+    # explicit shutdown), so vLLM engines live in actors for one stage and are closed at its end
+    reusable_in_process = False
+
     def __init__(self, model_dir: Path, model_id: str, spec: EngineSpec, threads: int):
         # vLLM's CPU build reads these at import/start; defaults that work on a small machine.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(spec.kv_cache_gib))

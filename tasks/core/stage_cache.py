@@ -26,6 +26,7 @@ from tasks.core.code_version import code_version, import_closure, location_hash
 from tasks.core.lease import StageLease
 from tasks.core.lineage import record
 from tasks.core.store import ArtifactRef, ArtifactStore, StoreSpec
+from tasks.core.tracking import TrackingConfig
 from ray_cluster.connect import RayConfig
 
 
@@ -40,15 +41,17 @@ class StageContext(BaseModel):
     started_at: float = 0.0  # when the run started (epoch seconds)
     # a stage key another live run is computing: wait this long for it (None: as long as it is alive), then refuse
     lease_wait_s: float | None = None
+    tracking: TrackingConfig | None = None  # per-step metrics to MLflow too (tasks/core/tracking.py)
 
     def open_store(self) -> ArtifactStore:
         return ArtifactStore(self.store)
 
     @classmethod
-    def for_run(cls, store: StoreSpec, ray: RayConfig, show_progress: bool = True) -> "StageContext":
+    def for_run(cls, store: StoreSpec, ray: RayConfig, show_progress: bool = True,
+                tracking: TrackingConfig | None = None) -> "StageContext":
         """A fresh run's context, after checking the store can be reached (fail at start, not an hour in)."""
         ctx = cls(store=store, ray=ray, run_id=uuid.uuid4().hex[:12], show_progress=show_progress,
-                  started_at=time.time())
+                  started_at=time.time(), tracking=tracking)
         ctx.open_store().check()
         return ctx
 

@@ -32,6 +32,7 @@ from ray_cluster.generation import prompt_seed
 from tasks.core.progress import progress_bar, run_logger
 from tasks.core.stage_cache import StageContext, StageParts, run_stage
 from tasks.core.store import ArtifactRef
+from tasks.core.tracking import log_history
 from tasks.core.tables import read_rows
 from tasks.labelling.label import LabelConfig
 from tasks.training.online_rl_steps import (Actors, advantages_for, evaluate_greedy, label_samples, prompt_order,
@@ -73,6 +74,9 @@ def train_online(name: str, start: OnlineRLStart, cfg: OnlineRLConfig, label: La
             history, kl = _resume(actors, parts, cfg, out)
             resumed_from = len(history)
             _loop(name, actors, train, test, cfg, label, parts, history, kl, ctx)
+            log_history(ctx.tracking, run_name=f"train_online[{name}]", tags={"winnow.run_id": ctx.run_id,
+                        "winnow.stage": "train_online"}, params=_keyed(cfg, label), history=history,
+                        step_key="iteration")
             return _finish(name, actors, store.local_path(start.policy), parts, history, out) | {
                 "resumed_from_iteration": resumed_from}
         finally:

@@ -34,6 +34,7 @@ from ray_cluster.trainer import TrainJob, fit
 from tasks.core.progress import progress_bar
 from tasks.core.stage_cache import StageContext, StageParts, run_stage
 from tasks.core.store import ArtifactRef, ArtifactStore
+from tasks.core.tracking import log_history
 from tasks.core.tables import read_rows, write_rows
 from tasks.training.train_checks import check_lora_targets, plot_loss
 
@@ -78,6 +79,8 @@ def fit_stage(name: str, stage: str, method: MethodEntry | str, inputs: dict[str
                 fit(job, lambda m: bar.set(m["step"], info=f"loss {m['loss']:.3f}"))
         fetch_model(place, cfg.optim.steps, out)
         history = _history(place, cfg.optim.steps)
+        log_history(ctx.tracking, run_name=f"{stage}[{name}]", tags={"winnow.run_id": ctx.run_id, "winnow.stage":
+                    stage}, params=cfg.model_dump(mode="json"), history=history, step_key="step")
         return _finish(out, name, history, built.rows, built.tokens, resumed_from)
 
     return run_stage(ctx, stage, cfg, inputs, compute, resumable=True)

@@ -87,7 +87,7 @@ def test_training_benchmark_runs_each_batching_and_ray_train():
         assert result[f"{batching}_tok_s"] > 0 and result[f"{batching}_final_loss"] > 0
     for key in ("raytrain_1w_s", "trainer_1w_cold_s", "trainer_1w_warm_s", "plain_torch_s"):
         assert result[key] > 0
-    assert result["warm_vs_plain"] == pytest.approx(result["trainer_1w_warm_s"] / result["plain_torch_s"], rel=0.02)
+    assert result["warm_vs_plain"] == pytest.approx(result["trainer_1w_warm_s"] / result["plain_torch_s"], rel=5e-3)
 
 
 def test_generation_benchmark_generates_the_same_tokens_on_every_backend(tmp_path):
@@ -139,7 +139,8 @@ def test_rl_vs_trl_trains_both_sides_for_the_same_updates_and_scores_them_alike(
     assert result["updates"] == cfg.rl.iterations and result["seeds"] == 1
     # TRL really took as many optimizer steps as Winnow's loop, and both trained (a stage each)
     assert [r["trl_updates"] for r in result["runs"]] == [cfg.rl.iterations]
-    assert len(store.list("train_online")) == 1 and len(store.list("train_trl_grpo")) == 1
+    ours = [m for m in store.list("train_online") if m["config"]["rl"] == cfg.rl.model_dump(mode="json")]
+    assert len(ours) == 1 and len(store.list("train_trl_grpo")) == 1
     # every accuracy is a score the same evaluation wrote, over the same held-out problems
     scores = {e["metrics"]["accuracy"] for e in store.list("score_accuracy")}
     assert {result["base_acc"], result["winnow_acc"], result["trl_acc"]} <= scores

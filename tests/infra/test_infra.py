@@ -24,7 +24,7 @@ KNOWN_ENV = {"WINNOW_STORE", "PREFECT_API_URL", "RAY_ADDRESS", "RAY_AUTH_MODE", 
              "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "HF_HUB_OFFLINE", "PREFECT_API_DATABASE_CONNECTION_URL",
              "PREFECT_UI_API_URL", "PREFECT_SERVER_ANALYTICS_ENABLED", "POSTGRES_USER", "POSTGRES_PASSWORD",
              "POSTGRES_DB", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
-             "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING"}
+             "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_URI"}
 # The variables compose interpolates for the secrets (`${NAME:?message}`: compose refuses to start when unset/empty).
 COMPOSE_SECRETS = {"RAY_AUTH_TOKEN": "WINNOW_RAY_TOKEN", "PREFECT_API_AUTH_STRING": "WINNOW_PREFECT_AUTH",
                    "PREFECT_SERVER_API_AUTH_STRING": "WINNOW_PREFECT_AUTH"}
@@ -78,9 +78,12 @@ def test_every_image_is_the_projects_at_its_version_or_a_pinned_service():
         if image.startswith("winnow:"):
             assert image in (f"winnow:{VERSION}-cpu", f"winnow:{VERSION}-gpu"), (where, image)
         else:
-            assert image.split(":")[0] in {"prefecthq/prefect", "postgres", "minio/minio", "minio/mc"}, (where, image)
+            assert image.split(":")[0] in {"prefecthq/prefect", "postgres", "minio/minio", "minio/mc",
+                                           "ghcr.io/mlflow/mlflow"}, (where, image)
             if image.startswith("prefecthq/prefect"):
                 assert image.split(":")[1].startswith("3.8.8"), "the Prefect server must match the client (3.8.8)"
+            if image.startswith("ghcr.io/mlflow/mlflow"):  # the tracking server of the client in the extra
+                assert image.split(":")[1] == "v3.17.2", "the MLflow server must match mlflow-skinny (3.17.2)"
 
 
 def test_commands_in_the_infra_exist_in_the_cli_and_configs():

@@ -79,7 +79,7 @@ def test_rerun_after_driver_kill_generates_only_missing_shards(tmp_path):
 
 @pytest.mark.slow
 def test_engine_killed_mid_shard_is_restarted_and_the_stage_completes(tmp_path, ray_local):
-    from ray.util.state import list_actors
+    from ray.util.state import list_tasks
 
     store_spec = StoreSpec(url=str(tmp_path / "store"))
     store = ArtifactStore(store_spec)
@@ -90,10 +90,14 @@ def test_engine_killed_mid_shard_is_restarted_and_the_stage_completes(tmp_path, 
     def kill_engine_after_first_shard() -> None:
         while not list(parts_dir.glob("*/parts/*.parquet")):
             time.sleep(0.02)
-        time.sleep(0.1)  # the next shard is dispatched right after the first is saved: now it is mid-shard
-        for actor in list_actors(filters=[("class_name", "=", "GenerationEngine"), ("state", "=", "ALIVE")]):
-            os.kill(actor.pid, signal.SIGKILL)
-            killed.append(actor.pid)
+        # the next shard is dispatched right after the first is saved: kill the process generating it (the
+        # transformers engine runs shards as Ray tasks in worker processes that keep it open)
+        deadline = time.time() + 30
+        while not killed and time.time() < deadline:
+            for shard in list_tasks(filters=[("name", "=", "generate_shard"), ("state", "=", "RUNNING")]):
+                os.kill(shard.worker_pid, signal.SIGKILL)
+                killed.append(shard.worker_pid)
+            time.sleep(0.05)
 
     killer = threading.Thread(target=kill_engine_after_first_shard, daemon=True)
     killer.start()

@@ -144,3 +144,23 @@ def test_checkpoint_on_s3_reloads_in_transformers_with_identical_logits(s3_store
     state = load_latest(place, fresh, lora=False)
     assert state.step == 7 and state.history == [{"loss": 1.0}]
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+
+
+@pytest.mark.slow
+def test_a_training_stage_sends_its_committed_curve_to_mlflow(tmp_path, ray_local):
+    mlflow = pytest.importorskip("mlflow")
+    from tasks.core.tracking import TrackingConfig
+
+    store = ArtifactStore(StoreSpec(url=str(tmp_path / "s")))
+    tokenizer, source = _assets(store)
+    tracking = TrackingConfig(mlflow_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    ctx = StageContext(store=store.spec, show_progress=False, run_id="run-1", tracking=tracking)
+    ref = train_sft.fn("m", [source], tokenizer, None, _cfg(), ctx)
+    committed = pq.read_table(store.local_path(ref) / "metrics.parquet").to_pylist()
+    client = mlflow.MlflowClient(tracking_uri=tracking.mlflow_uri)
+    [run] = client.search_runs([client.get_experiment_by_name("winnow").experiment_id])
+    loss = sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in loss] == [(h["step"], pytest.approx(h["loss"])) for h in committed]
+    assert run.data.tags["winnow.run_id"] == "run-1" and run.data.params["optim.steps"] == "12"
+    train_sft.fn("m", [source], tokenizer, None, _cfg(), ctx)  # reused: nothing logged twice
+    assert len(client.search_runs([run.info.experiment_id])) == 1
