@@ -79,3 +79,56 @@ def test_store_verify_and_gc_from_the_command_line(tmp_path):
     assert (tmp_path / "s" / "artifacts" / "stage" / "abc123" / "data-orphan").exists()
     CliRunner().invoke(app, ["store", "gc", "--store", str(tmp_path / "s"), "--grace-hours", "0", "--delete"])
     assert not (tmp_path / "s" / "artifacts" / "stage" / "abc123" / "data-orphan").exists()
+
+
+def test_models_ls_show_promote_register_and_lineage(tmp_path):
+    import json
+
+    from tasks.core.stage_cache import StageContext, run_stage
+    from tasks.core.store import ArtifactStore, StoreSpec
+    from tasks.registry.registry import ModelRegistry
+
+    spec = StoreSpec(url=str(tmp_path / "s"))
+    ctx = StageContext(store=spec, show_progress=False)
+
+    def artifact(stage, tag, inputs=None):
+        def compute(out):
+            (out / "w.txt").write_text(tag)
+            return {"model_name": tag}
+        return run_stage(ctx, stage, {"tag": tag}, inputs or {}, compute)
+
+    data = artifact("make_tiny_arith", "data")
+    base = artifact("train_sft", "base", {"data0:train": data})
+    tuned = artifact("train_sft", "tuned", {"data0:train": data, "init": base})
+    registry = ModelRegistry(ArtifactStore(spec))
+    registry.decide("policy", registry.register("policy", base).version, True, {"reason": "first"})
+    registry.register("policy", tuned, parent=1)
+    runner, store = CliRunner(), ["--store", str(tmp_path / "s")]
+
+    listed = runner.invoke(app, ["models", "ls", *store])
+    assert listed.exit_code == 0 and "policy" in listed.output and "v1" in listed.output
+    versions = runner.invoke(app, ["models", "ls", "policy", *store])
+    assert "champion" in versions.output and "candidate" in versions.output
+    shown = runner.invoke(app, ["models", "show", "policy", "2", *store])
+    assert json.loads(shown.output)["parent"] == 1
+    promoted = runner.invoke(app, ["models", "promote", "policy", "2", "--reason", "reviewed by hand", *store])
+    assert promoted.exit_code == 0 and registry.champion("policy").version == 2
+    assert registry.get("policy", 1).status == "retired"
+    assert registry.get("policy", 2).history[-1]["reason"] == "reviewed by hand"
+    missing = runner.invoke(app, ["models", "show", "policy", "9", *store])
+    assert missing.exit_code == 1 and "no version 9" in missing.output
+
+    png = tmp_path / "lineage.png"
+    lineage = runner.invoke(app, ["lineage", "policy", "--png", str(png), *store])
+    assert lineage.exit_code == 0 and lineage.output.splitlines()[0].startswith(f"train_sft/{tuned.key[:12]}")
+    assert "init: train_sft/" + base.key[:12] in lineage.output and png.read_bytes()[:4] == b"\x89PNG"
+    by_key = runner.invoke(app, ["lineage", f"train_sft/{base.key[:10]}", *store])
+    assert by_key.exit_code == 0 and by_key.output.splitlines()[0].startswith(f"train_sft/{base.key[:12]}")
+
+    from generation_assets import build_model_folder
+
+    folder = build_model_folder(tmp_path / "hf")  # any HF model folder can be registered
+    registered = runner.invoke(app, ["models", "register", "outside", str(folder), *store])
+    assert registered.exit_code == 0, registered.output
+    [entry] = registry.versions("outside")
+    assert entry.status == "candidate" and entry.artifact.stage == "import_model"
