@@ -110,7 +110,7 @@ def show_lineage(store: str, stage: str, key: str, png: Optional[Path]) -> None:
         console.print(f"[red]error[/]: {exc}")
         raise typer.Exit(1)
     for line in render_text(graph):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False, emoji=False)
     if png is not None:
         render_png(graph, png)
         console.print(f"graph: {png}")

@@ -86,15 +86,19 @@ def render_png(graph: LineageGraph, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     depth_max = max(n.depth for n in graph.nodes.values())
-    columns: dict[int, list[tuple[str, str]]] = {}
+    stages = sorted({n.stage for n in graph.nodes.values()})
+    place: dict[tuple[str, str], tuple[float, float]] = {}
     for node, n in sorted(graph.nodes.items(), key=lambda item: (item[1].stage, item[0][1])):
-        columns.setdefault(depth_max - n.depth, []).append(node)
-    place = {node: (x, -y) for x, nodes in columns.items() for y, node in enumerate(nodes)}
-    height = max(len(nodes) for nodes in columns.values())
-    fig, ax = plt.subplots(figsize=(3.2 * (depth_max + 1), 1.0 + 0.9 * height))
+        x, y = depth_max - n.depth, float(stages.index(n.stage))  # a column per depth, a row per kind of stage
+        while (x, -y) in place.values():
+            y += 0.45
+        place[node] = (x, -y)
+    height = max(-y for _, y in place.values()) + 1
+    fig, ax = plt.subplots(figsize=(2.2 * (depth_max + 1), 1.0 + 0.9 * height))
     for parent, child, role in graph.edges:
         (x0, y0), (x1, y1) = place[parent], place[child]
-        ax.annotate("", (x1 - 0.3, y1), (x0 + 0.3, y0), arrowprops={"arrowstyle": "->", "color": "0.6"})
+        ax.annotate("", (x1 - 0.3, y1), (x0 + 0.3, y0), arrowprops={"arrowstyle": "->", "color": "0.6",
+                                                                     "connectionstyle": "arc3,rad=0.12"})
         ax.text((x0 + x1) / 2, (y0 + y1) / 2, role, fontsize=6, color="0.4", ha="center")
     for node, (x, y) in place.items():
         n = graph.nodes[node]

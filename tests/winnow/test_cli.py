@@ -122,6 +122,8 @@ def test_models_ls_show_promote_register_and_lineage(tmp_path):
     lineage = runner.invoke(app, ["lineage", "policy", "--png", str(png), *store])
     assert lineage.exit_code == 0 and lineage.output.splitlines()[0].startswith(f"train_sft/{tuned.key[:12]}")
     assert "init: train_sft/" + base.key[:12] in lineage.output and png.read_bytes()[:4] == b"\x89PNG"
+    # printed as text: a role like data0:train: is not an emoji code, [above] is not markup
+    assert "data0:train: make_tiny_arith/" in lineage.output and "[above]" in lineage.output
     by_key = runner.invoke(app, ["lineage", f"train_sft/{base.key[:10]}", *store])
     assert by_key.exit_code == 0 and by_key.output.splitlines()[0].startswith(f"train_sft/{base.key[:12]}")
 
