@@ -79,18 +79,13 @@ class StageLease:
                 pass
 
     def read(self) -> dict | None:
-        from tasks.core.store import ChangedWhileReading
+        from tasks.core.store import KeptChanging
 
-        for _ in range(5):
-            self.store.fs.invalidate_cache(self.path.rsplit("/", 1)[0])
-            try:
-                with self.store.fs.open(self.path, "r") as fh:
-                    return json.load(fh)
-            except (FileNotFoundError, json.JSONDecodeError):
-                return None
-            except ChangedWhileReading:  # S3: another holder rewrote it between s3fs's HEAD and GET; read the new one
-                time.sleep(0.05)
-        return None
+        self.store.fs.invalidate_cache(self.path.rsplit("/", 1)[0])
+        try:
+            return self.store.read_json(self.path)
+        except (FileNotFoundError, json.JSONDecodeError, KeptChanging):
+            return None
 
     def _record(self) -> dict:
         now = time.time()

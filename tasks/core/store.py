@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ try:  # S3: an object rewritten between s3fs's HEAD and its GET (a lease renewed
 except ImportError:  # pragma: no cover - s3fs is a dependency
     class ChangedWhileReading(OSError):
         pass
+
+
+class KeptChanging(RuntimeError):
+    """An object was rewritten every time it was read (`ArtifactStore.read_json` gave up)."""
 
 
 class StoreSpec(BaseModel):
@@ -101,6 +106,18 @@ class ArtifactStore:
         if manifest is None:
             return None
         return ArtifactRef(stage=stage, key=key, uri=self.data_uri(manifest), content_hash=manifest["content_hash"])
+
+    def read_json(self, path: str, attempts: int = 5) -> dict:
+        """The JSON object at `path` (FileNotFoundError when there is none). An object that another process rewrites
+        between s3fs's HEAD and GET (a renewed lease, an updated registry entry) is read again."""
+        for _ in range(attempts):
+            try:
+                with self.fs.open(path, "r") as fh:
+                    return json.load(fh)
+            except ChangedWhileReading:
+                self.fs.invalidate_cache(path.rsplit("/", 1)[0])
+                time.sleep(0.05)
+        raise KeptChanging(f"{path} kept changing while being read")
 
     def read_manifest_at(self, stage: str, key: str) -> dict | None:
         path = f"{self._artifact_dir(stage, key)}/{MANIFEST}"

@@ -22,18 +22,11 @@ class Headline(BaseModel):
     def describe(self, store, scores: dict) -> dict | None:
         """{"sentence", "metric", "comparisons"} from the per-problem scores; None when the run has no such
         comparison (or did not score one of its sides)."""
-        from tasks.core.tables import read_rows
-
         if self.metric not in scores.get(self.method, {}):
             return None
-
-        def per_problem(model: str) -> dict[str, float]:
-            return {r["prompt_id"]: float(r["score"]) for r in read_rows(store, scores[model][self.metric],
-                                                                         "per_problem")}
-
-        method = per_problem(self.method)
-        comparisons = {b: paired_difference(method, per_problem(b)) for b in self.baselines
-                       if self.metric in scores.get(b, {})}
+        method = per_problem_scores(store, scores[self.method][self.metric])
+        comparisons = {b: paired_difference(method, per_problem_scores(store, scores[b][self.metric]))
+                       for b in self.baselines if self.metric in scores.get(b, {})}
         if not comparisons:
             return None
         return {"sentence": sentence(self.label, comparisons), "metric": self.metric, "comparisons": comparisons}
@@ -73,6 +66,13 @@ class RankingHeadline(BaseModel):
         metric = "pairwise accuracy" + (f", best-of-{best['n_samples']} vs majority" if best else "")
         return {"sentence": ranking_sentence(self.label, pairs, best), "metric": metric,
                 "comparisons": {"majority": best} if best else {}}
+
+
+def per_problem_scores(store, score) -> dict[str, float]:
+    """Problem id → score from a score artifact's per-problem table (what paired comparisons pair)."""
+    from tasks.core.tables import read_rows
+
+    return {r["prompt_id"]: float(r["score"]) for r in read_rows(store, score, "per_problem")}
 
 
 def paired_difference(method: dict[str, float], baseline: dict[str, float]) -> dict:

@@ -13,7 +13,6 @@ from prefect.cache_policies import NONE
 from tasks.core.lineage import LineageEntry, lineage
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef, ArtifactStore
-from tasks.core.tables import read_rows
 from tasks.evaluation.headline import Headline, RankingHeadline
 from tasks.evaluation.report_sections import SECTIONS, Section, table
 

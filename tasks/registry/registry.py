@@ -11,7 +11,6 @@ retired / rejected; at most one version of a name is the champion.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Literal
@@ -77,19 +76,7 @@ class ModelRegistry:
                            if re.fullmatch(r"v\d{4,}\.json", p.rsplit("/", 1)[-1]))
         except FileNotFoundError:
             return []
-        return [ModelEntry.model_validate(self._read(path)) for path in paths]
-
-    def _read(self, path: str) -> dict:
-        from tasks.core.store import ChangedWhileReading
-
-        for _ in range(5):
-            try:
-                with self.store.fs.open(path, "r") as fh:
-                    return json.load(fh)
-            except ChangedWhileReading:  # S3: rewritten (a status change) between s3fs's HEAD and GET; read it again
-                self.store.fs.invalidate_cache(path.rsplit("/", 1)[0])
-                time.sleep(0.05)
-        raise RuntimeError(f"{path} kept changing while being read")
+        return [ModelEntry.model_validate(self.store.read_json(path)) for path in paths]
 
     def get(self, name: str, version: int | None = None) -> ModelEntry:
         """A version, or the champion when `version` is None."""

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef, ArtifactStore
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import write_rows
+from tasks.evaluation.headline import per_problem_scores
 from tasks.registry.gate import GateConfig, decide
 from tasks.registry.registry import Evaluation, ModelEntry, ModelRegistry
 
@@ -32,10 +33,6 @@ class Contender(BaseModel):
     model: ArtifactRef
     score: ArtifactRef
     version: int | None = None  # its registry version, once registered
-
-
-def per_problem(store: ArtifactStore, score: ArtifactRef) -> dict[str, float]:
-    return {r["prompt_id"]: float(r["score"]) for r in read_rows(store, score, "per_problem")}
 
 
 def evaluation_of(store: ArtifactStore, score: ArtifactRef, problems: ArtifactRef) -> Evaluation:
@@ -80,7 +77,8 @@ def promotion_gate(name: str, candidate: Contender, champion: Contender, problem
     registry = ModelRegistry(store)
 
     def compute(out: Path) -> dict:
-        verdict = decide(per_problem(store, candidate.score), per_problem(store, champion.score), cfg.gate)
+        verdict = decide(per_problem_scores(store, candidate.score), per_problem_scores(store, champion.score),
+                         cfg.gate)
         entry = registry.register(cfg.name, candidate.model, run_id=ctx.run_id, flow=flow, parent=champion.version)
         registry.add_evaluation(cfg.name, entry.version, evaluation_of(store, candidate.score, problems))
         entry = registry.decide(cfg.name, entry.version, verdict["promote"], verdict, ctx.run_id)
@@ -109,7 +107,8 @@ def champion_trend(cfg: RegistryConfig, problems: ArtifactRef, ctx: StageContext
     rows = [_version_row(e, problems) for e in versions]
 
     def compute(out: Path) -> dict:
-        crowned = sorted((h["at"], e) for e in versions for h in e.history if h["status"] == "champion")
+        crowned = sorted(((h["at"], e) for e in versions for h in e.history if h["status"] == "champion"),
+                         key=lambda pair: (pair[0], pair[1].version))
         trend = [{"order": i + 1, "version": e.version, "accuracy": _accuracy(e, problems)}
                  for i, (_, e) in enumerate(crowned)]
         write_rows(out / "versions.parquet", rows)

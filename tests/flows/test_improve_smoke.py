@@ -70,7 +70,8 @@ def test_a_weekly_improve_deployment_runs_twice_and_only_ever_promotes_a_better_
         champion_then = store.manifest(v.artifact)["inputs"]["init"]["key"]
         assert champion_then == versions[v.parent - 1].artifact.key
     assert sum(v.status == "champion" for v in versions) == 1
-    crowned = sorted((h["at"], v) for v in versions for h in v.history if h["status"] == "champion")
+    crowned = sorted(((h["at"], v) for v in versions for h in v.history if h["status"] == "champion"),
+                     key=lambda pair: (pair[0], pair[1].version))
     accuracy = [v.evaluations[-1].accuracy for _, v in crowned]
     assert accuracy == sorted(accuracy)  # the champion's accuracy never went down
 
