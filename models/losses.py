@@ -111,3 +111,15 @@ def rrtf_loss(
     pairs = worse * valid[:, :, None] * valid[:, None, :]
     rank = (torch.relu(logp[:, :, None] - logp[:, None, :]) * pairs).sum((1, 2))  # (B,)
     return rank + best_nll
+
+
+@register_loss("prm_bce")
+def prm_bce_loss(
+    logits: torch.Tensor,  # (B, S) the process reward model's logit at each step end
+    targets: torch.Tensor,  # (B, S) step labels in [0, 1]: hard (0/1) or soft (share of completions correct)
+    valid: torch.Tensor,  # (B, S) 1 where the row has that step
+) -> torch.Tensor:
+    """Math-Shepherd's PRM objective: binary cross-entropy at every step end, summed per row, shape (B,) (the
+    loop divides by the global number of steps)."""
+    bce = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")  # (B, S)
+    return (bce * valid).sum(-1)

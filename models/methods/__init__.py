@@ -10,6 +10,7 @@ Train worker and the stage's checks look the entry up by name; none of them bran
     reward_model  models/methods/reward_model.py   RewardModelTrainConfig  loss pairwise_rm | ranking_rm
     dpo           models/methods/dpo.py            DPOTrainConfig          loss dpo
     rrtf          models/methods/rrtf.py           RRTFTrainConfig         loss rrtf
+    prm           models/methods/prm.py            PRMTrainConfig          loss prm_bce
 """
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def get_method(name: str) -> MethodEntry:
 
 
 # importing a method's module registers it; these come last because they import `register_method`
-from models.methods import dpo, reward_model, rrtf, sft  # noqa: E402,F401
+from models.methods import dpo, prm, reward_model, rrtf, sft  # noqa: E402,F401
 from models.methods.dpo import DPOMethod, DPOTrainConfig  # noqa: E402,F401
+from models.methods.prm import PRMMethod, PRMTrainConfig  # noqa: E402,F401
 from models.methods.reward_model import RewardModelMethod, RewardModelTrainConfig  # noqa: E402,F401
 from models.methods.rrtf import RRTFMethod, RRTFTrainConfig  # noqa: E402,F401
 from models.methods.sft import SFTConfig, SFTMethod  # noqa: E402,F401

@@ -14,6 +14,7 @@ import torch
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, PreTrainedModel,
                           PreTrainedTokenizerBase)
 
+from models.process_reward import StepScores
 from models.reward_model import EOSReward, build_tiny_reward_model, reward_model_from_lm
 from models.tiny_llama import ModelSize, build_tiny_llama
 
@@ -44,3 +45,8 @@ CAUSAL_LM = ModelKind(name="causal_lm", auto_class=AutoModelForCausalLM, pretrai
 REWARD_MODEL = ModelKind(name="reward_model", auto_class=AutoModelForSequenceClassification,
                          pretrained=reward_model_from_lm, fresh=build_tiny_reward_model, wrap=EOSReward,
                          lora_modules_to_save=("score",))
+
+# the same folder format and head as a reward model, read at every step end instead of at EOS
+PROCESS_REWARD_MODEL = ModelKind(name="process_reward_model", auto_class=AutoModelForSequenceClassification,
+                                 pretrained=reward_model_from_lm, fresh=build_tiny_reward_model, wrap=StepScores,
+                                 lora_modules_to_save=("score",))

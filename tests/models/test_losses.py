@@ -61,3 +61,21 @@ def test_rrtf_loss_penalises_worse_responses_scored_above_better_ones():
     # equal scores are not ranked against each other; a missing response takes part in nothing
     assert rrtf_loss(logp, torch.zeros(1, 3), torch.tensor([0.0])).item() == 0.0
     assert rrtf_loss(logp, scores, torch.tensor([0.0]), torch.tensor([[1, 1, 0]])).item() == 0.0
+
+
+def test_prm_bce_is_binary_cross_entropy_summed_over_valid_steps():
+    import math
+
+    import torch
+
+    from models.losses import get_loss
+
+    logits = torch.tensor([[0.0, 2.0, 5.0], [-1.0, 0.0, 0.0]])  # (B=2, S=3)
+    targets = torch.tensor([[1.0, 0.0, 1.0], [0.5, 1.0, 0.0]])
+    valid = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    # row 0: -log σ(0) - log(1 - σ(2)); row 1 (soft 0.5 at logit -1): -(0.5 log σ(-1) + 0.5 log σ(1))
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    row0 = -math.log(sig(0.0)) - math.log(1 - sig(2.0))
+    row1 = -(0.5 * math.log(sig(-1.0)) + 0.5 * math.log(sig(1.0)))
+    got = get_loss("prm_bce")(logits, targets, valid)
+    assert got.shape == (2,) and torch.allclose(got, torch.tensor([row0, row1]), atol=1e-6)

@@ -147,3 +147,24 @@ ranking term with its comparison reversed leaves the pair alone (its hinge is th
 
     assert middle_over_worst(start) < 0  # primed: worst is likelier, the hinge is active
     assert middle_over_worst(ranked) > middle_over_worst(fitted) + 1e-4
+
+
+@torch.no_grad()
+def _step_probs(model, tokenizer, prompt: str, steps: list[str]) -> list[float]:
+    from models.process_reward import step_probabilities
+
+    return step_probabilities(model, tokenizer, [(prompt, steps)], max_len=48)[0]
+
+
+@pytest.mark.parametrize("labels", [[1.0, 0.0], [0.0, 1.0]])
+def test_the_prm_moves_each_step_toward_its_label(tokenizer, labels):
+    """Math-Shepherd's labels: after one step the step labelled 1 gains on the step labelled 0, whichever of the
+    two it is, each read at its own step end (a target read at the wrong position, or labels swapped, would move
+    the margin the other way). A fresh model scores both nearly alike, so the margin is what one step moves."""
+    rows = [{"prompt": p, "steps": [g + "\n", b + "\n"], "hard": labels, "soft": labels}
+            for p, g, b in zip(PROMPTS, GOOD, BAD)]
+    old, new = _one_step("prm", {"steps": rows}, tokenizer, lr=0.05)
+    sign = 1.0 if labels[0] > labels[1] else -1.0
+    for row in rows:
+        before, after = (_step_probs(m, tokenizer, row["prompt"], row["steps"]) for m in (old, new))
+        assert sign * ((after[0] - after[1]) - (before[0] - before[1])) > 1e-4

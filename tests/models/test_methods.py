@@ -23,6 +23,8 @@ ROWS = {
     "reward_model": {"preferences": [PAIR, PAIR | {"rejected": " 9"}]},
     "dpo": {"preferences": [PAIR, PAIR], "reference": [{"chosen_logp": -3.0, "rejected_logp": -2.0}] * 2},
     "rrtf": {"preferences": [{"prompt": PAIR["prompt"], "texts": [" 7", " 8", " 1"], "scores": [1.0, 0.0, 0.0]}]},
+    "prm": {"steps": [{"prompt": PAIR["prompt"], "steps": [" 3+4=7\n", "#### 7"], "hard": [1.0, 1.0],
+                       "soft": [0.5, 1.0]}] * 2},
 }
 
 
@@ -53,7 +55,7 @@ def test_every_method_builds_from_its_config_and_computes_a_loss(name, tokenizer
     units = method.epoch_units(epoch=0, seed=0)
     summed, extra = method.loss(model, method.collate(units))
     assert summed.ndim == 0 and torch.isfinite(summed) and summed.requires_grad
-    assert set(extra) <= {"accuracy"}
+    assert set(extra) <= {"accuracy", "step_accuracy"}
 
 
 def test_entries_name_their_tables_and_the_reward_model_table_follows_the_loss():
@@ -74,7 +76,7 @@ def test_an_empty_table_names_itself(tokenizer):
 
 def test_unknown_method_names_the_field_and_the_known_methods():
     with pytest.raises(ValueError, match=r"method: unknown training method 'ppo'; "
-                                         r"known: \['dpo', 'reward_model', 'rrtf', 'sft'\]"):
+                                         r"known: \['dpo', 'prm', 'reward_model', 'rrtf', 'sft'\]"):
         get_method("ppo")
 
 
