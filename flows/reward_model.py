@@ -46,14 +46,15 @@ class RewardModelConfig(RewardModelData, PolicyFlowConfig):
     best_of_n: BestOfNConfig = BestOfNConfig()
 
 
-def train_rm_on_policy(start: PolicyStart, cfg: RewardModelData, ctx) -> tuple[ArtifactRef, ArtifactRef]:
-    """InstructGPT's RM step: the policy's samples → labels → comparisons → an RM from the policy; (RM, pairs)."""
+def train_rm_on_policy(start: PolicyStart, cfg: RewardModelData, ctx) -> tuple[ArtifactRef, ArtifactRef, ArtifactRef]:
+    """InstructGPT's RM step: the policy's samples → labels → comparisons → an RM from the policy; (RM, pairs,
+    the labelled samples)."""
     samples = sample_completions("rm-data", start.problems, {"base": start.base}, cfg.sample, ctx)
     labels = label_rewards("rm-data", samples, start.problems, cfg.label, ctx)
     preferences = make_preferences("rm", labels, start.problems, cfg.preferences, ctx)
     rm = train_reward_model("rm", preferences, start.tokenizer, start.base, start.demonstrations, cfg.reward_model,
                             ctx)
-    return rm, preferences
+    return rm, preferences, labels
 
 
 @flow(name="reward-model", log_prints=True)
@@ -61,7 +62,7 @@ def reward_model(cfg: RewardModelConfig) -> FlowResult:
     ctx = start_run(cfg)
     start = sft_base(cfg, ctx)
     problems, policy = start.problems, start.base
-    rm, preferences = train_rm_on_policy(start, cfg, ctx)
+    rm, preferences, _ = train_rm_on_policy(start, cfg, ctx)
     heldout = evaluate_reward_model("rm", rm, preferences, ctx)
     test_samples = sample_completions("rm-best-of-n", problems, {"base": policy}, cfg.best_of_n.sample, ctx)
     test_labels = label_rewards("rm-best-of-n", test_samples, problems, cfg.best_of_n.label, ctx)

@@ -9,9 +9,12 @@ known exactly whatever the tokenizer merges across the boundary; training (model
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from models.registry import Registry
 from models.reward_model import _unwrap_lora, _value_head
 
 
@@ -83,3 +86,26 @@ def step_probabilities(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     probs = torch.sigmoid(step_logits(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
                                       batch["step_index"])).cpu()  # (B, S)
     return [probs[i, : len(ends)].tolist() for i, (_, ends) in enumerate(rows)]
+
+
+# How a solution's step scores become one reward (Lightman et al. 2023 use the product; Math-Shepherd the
+# minimum); pure functions over P(step good), registered by name (labeller option `aggregate`).
+STEP_AGGREGATES = Registry("step aggregate")
+
+
+@STEP_AGGREGATES.register("min")
+def aggregate_min(scores: list[float]) -> float:
+    """The weakest step: a solution is as good as its worst step (Math-Shepherd)."""
+    return min(scores)
+
+
+@STEP_AGGREGATES.register("product")
+def aggregate_product(scores: list[float]) -> float:
+    """P(every step good), the steps taken as independent (Lightman et al. 2023)."""
+    return math.prod(scores)
+
+
+@STEP_AGGREGATES.register("last")
+def aggregate_last(scores: list[float]) -> float:
+    """The last step's score: the PRM's view of the whole solution once it has read all of it."""
+    return scores[-1]

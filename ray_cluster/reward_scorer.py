@@ -21,6 +21,19 @@ class ScoreResult:
     reward: float
 
 
+@dataclass(frozen=True)
+class StepScoreRequest:
+    row_index: int
+    prompt: str
+    steps: tuple[str, ...]  # the completion cut into steps (tasks/labelling/steps.py)
+
+
+@dataclass(frozen=True)
+class StepScoreResult:
+    row_index: int
+    step_scores: tuple[float, ...]  # P(step is good) per step, read at each step end (models/process_reward.py)
+
+
 class RewardScorer:
     """Ray actor body: one reward model on one device (GPU when given one, else CPU)."""
 
@@ -43,10 +56,19 @@ class RewardScorer:
                                  enc["attention_mask"].to(self.device), enc["eos_index"])
         return [ScoreResult(r.row_index, float(v)) for r, v in zip(batch, rewards.cpu().tolist())]
 
+    def score_steps(self, batch: list[StepScoreRequest]) -> list[StepScoreResult]:
+        """A process reward model (the same folder format) read at every step end."""
+        from models.process_reward import step_probabilities
 
-def score_on_ray(model: RemoteFolder, requests: list[ScoreRequest], *, batch_size: int, max_len: int,
-                 num_scorers: int, cpus_per_scorer: float, use_gpu: bool, on_batch=None) -> list[ScoreResult]:
-    """Score every request with `num_scorers` actors; batches go to the first free actor."""
+        probs = step_probabilities(self.model, self.tokenizer, [(r.prompt, list(r.steps)) for r in batch],
+                                   self.max_len, self.device)
+        return [StepScoreResult(r.row_index, tuple(p)) for r, p in zip(batch, probs)]
+
+
+def score_on_ray(model: RemoteFolder, requests: list, *, batch_size: int, max_len: int, num_scorers: int,
+                 cpus_per_scorer: float, use_gpu: bool, on_batch=None, method: str = "score") -> list:
+    """Score every request with `num_scorers` actors (`method`: "score" for ScoreRequests at EOS, "score_steps"
+    for StepScoreRequests at every step end); batches go to the first free actor."""
     import ray
 
     batches = [requests[i: i + batch_size] for i in range(0, len(requests), batch_size)]
@@ -58,7 +80,7 @@ def score_on_ray(model: RemoteFolder, requests: list[ScoreRequest], *, batch_siz
     try:
         for scorer in scorers:
             if queue:
-                pending[scorer.score.remote(queue.pop())] = scorer
+                pending[getattr(scorer, method).remote(queue.pop())] = scorer
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             scorer = pending.pop(done[0])
@@ -67,7 +89,7 @@ def score_on_ray(model: RemoteFolder, requests: list[ScoreRequest], *, batch_siz
             if on_batch is not None:
                 on_batch(len(batch_results))
             if queue:
-                pending[scorer.score.remote(queue.pop())] = scorer
+                pending[getattr(scorer, method).remote(queue.pop())] = scorer
     finally:
         for scorer in scorers:
             ray.kill(scorer)

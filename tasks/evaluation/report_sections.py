@@ -73,7 +73,7 @@ def rejection_sampling(entries: list[LineageEntry], store: ArtifactStore, out: P
     return Section("Rejection sampling", rows, markdown + ["", "![distinct paths per problem](paths.png)"])
 
 
-@register_section("train_sft", "train_reward_model", "train_dpo", "train_rrtf")
+@register_section("train_sft", "train_reward_model", "train_dpo", "train_rrtf", "train_prm")
 def training(entries: list[LineageEntry], store: ArtifactStore, out: Path) -> Section:
     """Every model trained in the run: its loss from first step to last, throughput, and its loss curve."""
     rows, images = [], []

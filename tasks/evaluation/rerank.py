@@ -39,15 +39,19 @@ class RerankConfig(BaseModel):
         return ns
 
 
-def best_of_n(samples: list[dict], n: int) -> dict[str, bool]:
-    """One problem's picks among its first `n` samples (by sample_index): the highest `score` (ties: the first),
-    the majority answer, and whether any is correct."""
+RM_WAY = {"rm": "score"}  # the one verifier of this stage: way name → the sample field it picks by
+
+
+def best_of_n(samples: list[dict], n: int, ways: dict[str, str] = RM_WAY) -> dict[str, bool]:
+    """One problem's picks among its first `n` samples (by sample_index): per way, the sample with the highest
+    value of its field (ties: the first); the majority answer; and whether any is correct."""
     first = sorted(samples, key=lambda s: s["sample_index"])[:n]
-    top = max(first, key=lambda s: (s["score"], -s["sample_index"]))
-    return {"rm": bool(top["correct"]), "maj": majority_vote_correct(first), "oracle": any(s["correct"] for s in first)}
+    picks = {way: bool(max(first, key=lambda s: (s[field], -s["sample_index"]))["correct"])
+             for way, field in ways.items()}
+    return picks | {"maj": majority_vote_correct(first), "oracle": any(s["correct"] for s in first)}
 
 
-def curves(by_prompt: dict[str, list[dict]], ns: list[int]) -> list[dict]:
+def curves(by_prompt: dict[str, list[dict]], ns: list[int], ways: dict[str, str] = RM_WAY) -> list[dict]:
     """Accuracy (with 95% Wilson intervals) of each way of picking, per N, over every problem."""
     k = min(len(s) for s in by_prompt.values())
     if ns[-1] > k:
@@ -55,9 +59,9 @@ def curves(by_prompt: dict[str, list[dict]], ns: list[int]) -> list[dict]:
                          "problem or lower ns")
     rows = []
     for n in ns:
-        picks = [best_of_n(samples, n) for samples in by_prompt.values()]
+        picks = [best_of_n(samples, n, ways) for samples in by_prompt.values()]
         row = {"n": n, "problems": len(picks)}
-        for way in ("rm", "maj", "oracle"):
+        for way in (*ways, "maj", "oracle"):
             hits = sum(p[way] for p in picks)
             row |= {way: hits / len(picks), f"{way}_ci95": list(wilson_ci95(hits, len(picks)))}
         rows.append(row)

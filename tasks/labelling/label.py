@@ -21,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray_cluster.connect import ensure_ray
 from ray_cluster.parallel_map import ChunkFailed, map_chunks
 from tasks.labelling.watchdog import Crashed, Timeout, map_bounded
-from tasks.labelling import label_code, label_gsm8k, label_math, label_reward_model  # noqa: F401  (they register)
-from tasks.labelling.labellers import (BATCH_LABELLERS, ROW_LABELLERS, LabelOptions, RewardModelOptions,
-                                       SANDBOXED, failure_label, labels_schema)
+from tasks.labelling import (label_code, label_gsm8k, label_instruction_reward, label_math,  # noqa: F401
+                             label_process_reward, label_reward_model)  # (they register on import)
+from tasks.labelling.labellers import (BATCH_LABELLERS, NEEDS_OPTION, ROW_LABELLERS, LabelOptions,
+                                       ProcessRewardOptions, RewardModelOptions, SANDBOXED, failure_label,
+                                       labels_schema)
 from tasks.core.progress import progress_bar
 from tasks.core.records import RecordSchema
 from tasks.labelling.reward_combine import COMBINERS, threshold_reward
@@ -47,6 +49,10 @@ class LabelConfig(BaseModel):
     split: str = "train"
     sandbox: SandboxLimits = SandboxLimits()
     reward_model: RewardModelOptions | None = None
+    process_reward: ProcessRewardOptions | None = Field(default=None, description="the process_reward labeller's "
+                                                        "PRM (Math-Shepherd; models/process_reward.py)")
+    instruction_reward: RewardModelOptions | None = Field(default=None, description="the instruction_reward "
+                                                          "labeller's IRM (WizardMath's r_I)")
     chunk_size: int = Field(default=256, ge=1, description="samples per Ray task")
     chunk_timeout_s: float = Field(default=600, gt=0, description="a chunk still running after this is failed")
     sample_timeout_s: float = Field(default=60, gt=0, description="hard bound on labelling one sample (every "
@@ -76,12 +82,23 @@ class LabelConfig(BaseModel):
         if self.sample_timeout_s <= self.sandbox.wall_seconds:
             raise ValueError(f"label.sample_timeout_s={self.sample_timeout_s} must exceed sandbox.wall_seconds="
                              f"{self.sandbox.wall_seconds}: a slow program is the sandbox's verdict, not a failure")
-        if any(s.name in BATCH_LABELLERS for s in self.labellers) and self.reward_model is None:
-            raise ValueError("label.reward_model is required by the reward_model labeller (model folder, batch size)")
+        for spec in self.labellers:
+            option = NEEDS_OPTION.get(spec.name)
+            if option is not None and getattr(self, option) is None:
+                raise ValueError(f"label.{option} is required by the {spec.name} labeller (model folder, batch "
+                                 "size)")
         return self
 
     def options(self) -> LabelOptions:
-        return LabelOptions(sandbox=self.sandbox, reward_model=self.reward_model)
+        return LabelOptions(sandbox=self.sandbox, reward_model=self.reward_model,
+                            process_reward=self.process_reward, instruction_reward=self.instruction_reward)
+
+    def model_reads(self) -> dict[str, str] | None:
+        """The labellers' models given by location: part of the label stage's key by content (a reward model
+        retrained in place gives new labels)."""
+        reads = {field: getattr(self, field).model for field in ("reward_model", "process_reward",
+                                                                 "instruction_reward") if getattr(self, field)}
+        return reads or None
 
     def output_schema(self) -> RecordSchema:
         """The columns labels.parquet will have: what later stages can check their needs against at config
@@ -174,9 +191,8 @@ def label_rewards(
                 "accuracy": n_correct / len(labelled) if labelled else 0.0,
                 "mean_reward": sum(r["reward"] for r in labelled) / len(labelled) if labelled else 0.0}
 
-    # a reward model given by location is part of the key by content: retrained in place, labels recompute
-    reads = {"reward_model": cfg.reward_model.model} if cfg.reward_model is not None else None
-    return run_stage(ctx, "label_rewards", cfg, {"samples": samples, "problems": problems}, compute, reads=reads)
+    return run_stage(ctx, "label_rewards", cfg, {"samples": samples, "problems": problems}, compute,
+                     reads=cfg.model_reads())
 
 
 class LabellingFailed(RuntimeError):

@@ -7,7 +7,7 @@ from ray_cluster.reward_scorer import ScoreRequest, score_on_ray
 from tasks.labelling.labellers import LabelOptions, failure_label, register_batch_labeller
 
 
-@register_batch_labeller("reward_model", fields={}, answers=False)  # the reward only: no fields of its own
+@register_batch_labeller("reward_model", fields={}, answers=False, needs="reward_model")  # the reward only: no fields of its own
 def label_with_reward_model(rows: list[dict], problems: dict[str, dict], options: LabelOptions) -> list[dict]:
     """reward = the model's scalar; `correct` is left to answer/test labellers (None here). Rows without a
     prompt or a string completion get a failure label and are not sent to the model."""

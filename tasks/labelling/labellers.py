@@ -19,11 +19,13 @@ from __future__ import annotations
 from typing import Callable, Mapping, Protocol, TypeVar
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from models.process_reward import STEP_AGGREGATES
 from models.registry import Registry
 from tasks.core.records import LABELS, Column, RecordSchema
 from tasks.labelling.sandbox import SandboxLimits
+from tasks.labelling.steps import StepSplitConfig
 
 F = TypeVar("F", bound=Callable)
 
@@ -40,12 +42,28 @@ class RewardModelOptions(BaseModel):
     use_gpu: bool = False
 
 
+class ProcessRewardOptions(RewardModelOptions):
+    """A process reward model (models/process_reward.py): every step of a completion scored, then aggregated."""
+
+    steps: StepSplitConfig = StepSplitConfig()
+    aggregate: str = Field(default="min", description=f"how step scores become the reward: {sorted(STEP_AGGREGATES)}")
+
+    @field_validator("aggregate")
+    @classmethod
+    def _known_aggregate(cls, name: str) -> str:
+        if name not in STEP_AGGREGATES:
+            raise ValueError(f"unknown aggregate {name!r}; known: {sorted(STEP_AGGREGATES)}")
+        return name
+
+
 class LabelOptions(BaseModel):
     """What labellers may need besides the sample and its problem."""
 
     model_config = ConfigDict(extra="forbid")
     sandbox: SandboxLimits = SandboxLimits()
     reward_model: RewardModelOptions | None = None
+    process_reward: ProcessRewardOptions | None = None
+    instruction_reward: RewardModelOptions | None = None
 
 
 class RowLabeller(Protocol):
@@ -65,6 +83,9 @@ SANDBOXED: set[str] = set()
 # labellers whose labels carry no answer (`pred`) to vote on: unit tests pass or fail, a reward model scores;
 # maj@K means nothing for them (issue 15: RRTF's report showed maj@8 = 0% for code)
 NO_ANSWER: set[str] = set()
+# batch labeller → the LabelOptions field (its model) it needs: a config naming the labeller without it fails
+# at load time
+NEEDS_OPTION: dict[str, str] = {}
 
 
 def register_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None,
@@ -80,8 +101,11 @@ def register_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None
 
 
 def register_batch_labeller(name: str, fields: Mapping[str, pa.DataType] | None = None,
-                            answers: bool = True) -> Callable[[F], F]:
-    """Register a batch labeller with the Arrow types of the fields it adds to the core label columns."""
+                            answers: bool = True, needs: str | None = None) -> Callable[[F], F]:
+    """Register a batch labeller with the Arrow types of the fields it adds to the core label columns, and the
+    `LabelOptions` field it reads its model from (`needs`)."""
+    if needs is not None:
+        NEEDS_OPTION[name] = needs
     if not answers:
         NO_ANSWER.add(name)
     return _register(BATCH_LABELLERS, name, fields)
