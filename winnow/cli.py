@@ -27,18 +27,26 @@ def _flows() -> dict:
     from flows.dpo import DPOFlowConfig, dpo
     from flows.evaluate_latest import EvaluateLatestConfig, evaluate_latest
     from flows.evaluation import EvaluateFlowConfig, evaluate
+    from flows.evol_instruct import EvolInstructConfig, evol_instruct
     from flows.generate import GenerateFlowConfig, generate
     from flows.grpo import GRPOConfig, grpo
     from flows.improve import ImproveConfig, improve
+    from flows.instruction_reward import InstructionRewardConfig, instruction_reward
     from flows.ppo import PPOConfig, ppo
+    from flows.process_reward import ProcessRewardConfig, process_reward
     from flows.reward_model import RewardModelConfig, reward_model
     from flows.rft import RFTConfig, rft
     from flows.rrtf import RRTFConfig, rrtf
+    from flows.self_instruct import SelfInstructConfig, self_instruct
 
     return {"rft": (RFTConfig, rft), "generate": (GenerateFlowConfig, generate),
             "reward_model": (RewardModelConfig, reward_model), "rrtf": (RRTFConfig, rrtf), "dpo": (DPOFlowConfig, dpo),
             "grpo": (GRPOConfig, grpo), "ppo": (PPOConfig, ppo), "improve": (ImproveConfig, improve),
-            "evaluate_latest": (EvaluateLatestConfig, evaluate_latest), "evaluate": (EvaluateFlowConfig, evaluate)}
+            "evaluate_latest": (EvaluateLatestConfig, evaluate_latest), "evaluate": (EvaluateFlowConfig, evaluate),
+            "evol_instruct": (EvolInstructConfig, evol_instruct),  # issue 17: instruction synthesis
+            "self_instruct": (SelfInstructConfig, self_instruct),
+            "process_reward": (ProcessRewardConfig, process_reward),  # issue 17: Math-Shepherd PRM vs ORM
+            "instruction_reward": (InstructionRewardConfig, instruction_reward)}  # issue 17: WizardMath's IRM
 
 
 def _load(method: str, config: str, overrides: list[str]):
