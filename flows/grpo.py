@@ -17,7 +17,6 @@ from flows.policy import PolicyFlowConfig, pretrained_start, sft_base
 from ray_cluster.rl_config import OnlineRLConfig
 from tasks.evaluation.headline import Headline
 from tasks.labelling.label import LabelConfig
-from tasks.labelling.labellers import ROW_LABELLERS
 from tasks.training.online_rl import OnlineRLStart, train_online
 
 
@@ -27,7 +26,7 @@ class OnlineFlowConfig(PolicyFlowConfig):
     rl: OnlineRLConfig = OnlineRLConfig()
     sft_first: bool = Field(default=True, description="SFT the model on the written solutions first (the base); "
                             "false: RL straight from `model:` (an instruct model), as verl's baselines")
-    label: LabelConfig = Field(default=LabelConfig(split="train"), description="the reward: any row labellers")
+    label: LabelConfig = Field(default=LabelConfig(split="train"), description="the reward: any labellers and their combination (RLEIF: [math_answer, instruction_reward] with combine: product is r = r_I · r_A; a PRM: process_reward)")
     eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="before")
@@ -44,15 +43,6 @@ class OnlineFlowConfig(PolicyFlowConfig):
     def _a_model_to_start_from(self):
         if not self.sft_first and self.model is None:
             raise ValueError("sft_first: false starts RL from a pretrained model: set `model:` (e.g. {hub: ...})")
-        return self
-
-    @model_validator(mode="after")
-    def _row_labellers(self):
-        # rewards are computed per sample inside the loop, under a per-sample timeout
-        batch = [s.name for s in self.label.labellers if s.name not in ROW_LABELLERS]
-        if batch:
-            raise ValueError(f"label.labellers: {batch} label in batches; online RL takes per-sample labellers "
-                             f"{sorted(ROW_LABELLERS)}")
         return self
 
 

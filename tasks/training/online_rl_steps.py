@@ -18,6 +18,7 @@ from models.sft_data import prompt_format
 from ray_cluster.folders import RemoteFolder
 from ray_cluster.generation import PromptRecord, SamplingSpec, TokenSample, prompt_seed
 from tasks.labelling.label import LabelConfig, combine_labels, label_chunk
+from tasks.labelling.labellers import BATCH_LABELLERS, ROW_LABELLERS
 
 
 @dataclass
@@ -161,10 +162,21 @@ def rollout(actors: Actors, problems: list[dict], cfg: OnlineRLConfig, seed: int
 
 
 def judge(triples: list[tuple[int, str, dict]], label: LabelConfig) -> list[dict]:
-    """(index, text, problem) → one combined label each, every sample bounded by `label.sample_timeout_s`."""
+    """(index, text, problem) → one combined label each: row labellers bound every sample by
+    `label.sample_timeout_s`; model labellers (a PRM, an IRM: tasks/labelling/labellers.py) score the batch on
+    scorer actors; then the config's combination (RLEIF: r = r_I · r_A with `combine: product`)."""
     names = [spec.name for spec in label.labellers]
-    results = label_chunk(triples, names, label.options(), label.sample_timeout_s)
-    return [combine_labels(dict(zip(names, labels)), label) for labels in results]
+    rows = [name for name in names if name in ROW_LABELLERS]
+    per: dict[str, list[dict]] = {}
+    if rows:
+        results = label_chunk(triples, rows, label.options(), label.sample_timeout_s)
+        per |= {name: [labels[k] for labels in results] for k, name in enumerate(rows)}
+    batch = [name for name in names if name in BATCH_LABELLERS]
+    if batch:
+        samples = [{"prompt_id": problem["id"], "text": text} for _, text, problem in triples]
+        problems = {problem["id"]: problem for _, _, problem in triples}
+        per |= {name: BATCH_LABELLERS[name](samples, problems, label.options()) for name in batch}
+    return [combine_labels({name: per[name][i] for name in names}, label) for i in range(len(triples))]
 
 
 def label_samples(actors: Actors, problems: list[dict], samples: list[list[TokenSample]], label: LabelConfig,

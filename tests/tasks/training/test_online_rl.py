@@ -72,8 +72,10 @@ def test_an_over_long_prompt_fails_before_any_actor_starts(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("sft_first=false", "sft_first: false starts RL from a pretrained model: set `model:`"),
-    ("label={labellers: [{name: reward_model}], reward_model: {model: /tmp/rm}}",
-     r"\['reward_model'\] label in batches; online RL takes per-sample labellers"),
+    ("label={labellers: [{name: math_answer}, {name: instruction_reward}]}",
+     "label.instruction_reward is required by the instruction_reward labeller"),
+    ("label={labellers: [{name: process_reward}], process_reward: {model: /tmp/prm, aggregate: mean}}",
+     "unknown aggregate 'mean'; known: \\['last', 'min', 'product'\\]"),
 ])
 def test_online_configs_that_cannot_run_fail_at_load(override, message):
     from flows.config import ConfigError, load_config
