@@ -114,6 +114,25 @@ def test_method_effects_reports_every_method_and_its_spread(tmp_path, warm_store
         assert all(r[arm] == r["runs"][0][arm]["acc"] for arm in arms)  # one seed: the mean is that run
 
 
+@pytest.mark.reuses_smoke_runs(after=2)  # after the process-reward smoke test, which starts from the RM's store
+def test_best_of_n_reports_the_flows_curves_and_checks_steps_against_the_truth(tmp_path, warm_store):
+    store = tmp_path / "store"
+    warm_store(store, "reward_model", "process_reward")
+    result = run_benchmark("best_of_n.py", "-c", "smoke", "-s", f"store.url={store}", timeout=900)
+    assert (result["n"], result["n_test"]) == (4, 4)  # the smoke config's largest N, its held-out problems
+    assert max(result["prm"], result["orm"], result["majority"]) <= result["any_correct"]
+    from tasks.core.store import ArtifactStore, StoreSpec
+    from tasks.core.tables import read_rows
+
+    art = ArtifactStore(StoreSpec(url=str(store)))
+    [labels] = art.list("process_labels")
+    ref = art.lookup("process_labels", labels["key"])
+    steps = read_rows(art, ref, "steps_train") + read_rows(art, ref, "steps_test")
+    assert result["n_steps"] == sum(len(r["steps"]) for r in steps)
+    # a tiny random policy's steps are mostly wrong: labels that called every step good would agree rarely
+    assert result["truly_good_steps"] < 0.5 < result["step_labels_vs_truth"]
+
+
 def test_fault_sweep_recovers_from_a_kill_in_a_seeded_stage(tmp_path, rft_smoke_seed):
     """One SIGKILL at a seeded point of a seeded stage (the whole sweep is `python benchmarks/fault_sweep.py`);
     the stages drawn from are those whose recomputation (with everything downstream) fits the suite's budget; the

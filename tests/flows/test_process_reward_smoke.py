@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.reuses_smoke_runs  # the SFT base, its samples and the outcome RM: the reward-model smoke run's
-def test_math_shepherd_labels_a_prm_and_best_of_n_by_prm_orm_and_majority(tmp_path, ray_local, warm_store):
+def test_math_shepherd_labels_a_prm_and_best_of_n_by_prm_orm_and_majority(tmp_path, ray_local, warm_store,
+                                                                           keep_smoke_store):
     warm_store(tmp_path / "store", "reward_model")
     cfg = load_config(ProcessRewardConfig, "process_reward", "smoke", [f"store.url={tmp_path / 'store'}"])
     result = process_reward(cfg)
@@ -56,3 +57,4 @@ def test_math_shepherd_labels_a_prm_and_best_of_n_by_prm_orm_and_majority(tmp_pa
             assert len(row["step_scores"]) == len(split_steps(row["text"]))
             assert row["reward"] == pytest.approx(STEP_AGGREGATES["min"](row["step_scores"]))
     assert sum(r["status"] == "scored" for r in labels) >= len(labels) - 5  # an empty completion has no steps
+    keep_smoke_store("process_reward", tmp_path / "store")  # benchmarks/best_of_n.py's test starts from it
