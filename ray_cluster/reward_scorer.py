@@ -47,7 +47,8 @@ class RewardScorer:
         torch.set_num_threads(max(1, threads))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model, self.tokenizer = load_reward_model(materialize(model), self.device)
-        self.max_len = max_len
+        # never past the model's positions: a longer row is truncated (EOS kept) or loses its last steps
+        self.max_len = min(max_len, getattr(self.model.config, "max_position_embeddings", None) or max_len)
 
     def score(self, batch: list[ScoreRequest]) -> list[ScoreResult]:
         from models.reward_model import encode_for_reward, rewards_at_eos
