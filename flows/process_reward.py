@@ -16,8 +16,7 @@ from flows.policy import PolicyFlowConfig, sft_base
 from flows.reward_model import RewardModelData, train_rm_on_policy
 from models.methods.prm import PRMTrainConfig
 from ray_cluster.generation import SamplingSpec
-from tasks.evaluation import verifiers  # noqa: F401  (its report section)
-from tasks.evaluation.verifiers import VerifierRerankConfig, rerank_verifiers
+from tasks.evaluation.verifiers import VerifierRerankConfig, rerank_verifiers  # (and its report sections)
 from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.labelling.process_labels import ProcessLabelConfig, process_labels, step_prompts

@@ -13,6 +13,7 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 
+import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,8 +23,6 @@ from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records, write_rows
 from tasks.labelling.steps import StepSplitConfig, split_steps
-
-import pyarrow as pa
 
 STEPS = RecordSchema("process labels", (
     Column("prompt_id", pa.string()), Column("sample_index", pa.int64()), Column("prompt", pa.string()),
