@@ -5,7 +5,9 @@ every step is known exactly (tasks/data/tiny_arith_steps.py), how often Math-She
 the PRM's verdicts agree with it. Prints a table, then, last, one JSON line:
 
   {"n": 16, "greedy", "majority", "orm", "prm", "n_test", "ci95": {...}, "step_labels_vs_truth",
-   "prm_vs_truth", "prm_vs_labels", "n_steps", "wall_s"}
+   "prm_vs_truth", "prm_vs_labels", "n_steps", "labels_by_class", "prm_by_class", "wall_s"}
+
+(`*_by_class`: agreement on truly good and truly bad steps apart, their mean, and the majority-class baseline.)
 
     python benchmarks/best_of_n.py [-c default] [-s process.solutions_per_problem=1 ...]
 """
@@ -49,6 +51,18 @@ def agreement(pairs: list[tuple[bool, bool]]) -> float | None:
     return sum(a == b for a, b in pairs) / len(pairs) if pairs else None
 
 
+def per_class(pairs: list[tuple[bool, bool]]) -> dict:
+    """Agreement on the truly good and the truly bad steps apart, and what calling every step by the truth's
+    majority class would score: when most steps are wrong, "all wrong" agrees often and knows nothing."""
+    good = [p for p, t in pairs if t]
+    bad = [p for p, t in pairs if not t]
+    share = len(good) / len(pairs) if pairs else 0.0
+    return {"good_recall": sum(good) / len(good) if good else None,
+            "bad_recall": sum(not p for p in bad) / len(bad) if bad else None,
+            "balanced": (sum(good) / len(good) + sum(not p for p in bad) / len(bad)) / 2 if good and bad else None,
+            "majority_class_baseline": max(share, 1 - share)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", default="default")
@@ -84,9 +98,14 @@ def main() -> None:
                "step_labels_vs_truth": agreement(labels_vs_truth), "n_steps": len(labels_vs_truth),
                "truly_good_steps": sum(t for _, t in labels_vs_truth) / max(1, len(labels_vs_truth)),
                "prm_vs_truth": agreement(prm_vs_truth), "prm_vs_labels": store.manifest(heldout)["metrics"]["accuracy"],
-               "n_heldout_steps": len(prm_vs_truth), "report": str(result.report_uri), "wall_s": time.time() - started}
+               "n_heldout_steps": len(prm_vs_truth), "labels_by_class": per_class(labels_vs_truth),
+               "prm_by_class": per_class(prm_vs_truth), "report": str(result.report_uri), "wall_s": time.time() - started}
     print(f"steps: Math-Shepherd labels agree with the truth on {summary['step_labels_vs_truth']:.1%} of "
           f"{len(labels_vs_truth)}; the PRM on {summary['prm_vs_truth'] or 0:.1%} of {len(prm_vs_truth)} held out")
+    for name in ("labels", "prm"):
+        c = summary[f"{name}_by_class"]
+        print(f"  {name}: truly good steps called good {c['good_recall']}, truly bad called bad {c['bad_recall']}, "
+              f"balanced {c['balanced']}; calling all by the majority class: {c['majority_class_baseline']:.1%}")
     print(json.dumps(summary))
 
 
