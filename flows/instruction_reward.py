@@ -34,4 +34,6 @@ def instruction_reward(cfg: InstructionRewardConfig) -> FlowResult:
     heldout = evaluate_reward_model("irm", irm, rankings, ctx)
     return finish_run("instruction_reward", cfg, ctx, {"instruction reward model": {"held-out pairs": heldout}},
                       outputs={"model": irm, "rankings": rankings}, headline=RankingHeadline(
-                          result="instruction reward model", label="The instruction reward model"))
+                          result="instruction reward model", label="The instruction reward model",
+                          ranks="the better-posed question above the worse (as written > missing a quantity > "
+                                "contradictory)"))

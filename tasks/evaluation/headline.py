@@ -41,6 +41,7 @@ class RankingHeadline(BaseModel):
     pairs: str = "held-out pairs"
     best_of_n: str = "best-of-n"
     label: str = "The reward model"
+    ranks: str = "the correct answer above the incorrect one"  # what a held-out pair compares
 
     def describe(self, store, scores: dict) -> dict | None:
         from collections import defaultdict
@@ -64,7 +65,7 @@ class RankingHeadline(BaseModel):
             best = paired_difference(rm, maj) | {"n_samples": k, "rm": sum(rm.values()) / len(rm),
                                                  "maj": sum(maj.values()) / len(maj)}
         metric = "pairwise accuracy" + (f", best-of-{best['n_samples']} vs majority" if best else "")
-        return {"sentence": ranking_sentence(self.label, pairs, best), "metric": metric,
+        return {"sentence": ranking_sentence(self.label, pairs, best, self.ranks), "metric": metric,
                 "comparisons": {"majority": best} if best else {}}
 
 
@@ -119,13 +120,14 @@ def sentence(label: str, comparisons: dict[str, dict]) -> str:
     return f"{label} " + " and ".join(parts) + f" — paired 95% intervals over {n} held-out problems."
 
 
-def ranking_sentence(label: str, pairs: dict, best: dict | None) -> str:
+def ranking_sentence(label: str, pairs: dict, best: dict | None,
+                     ranks: str = "the correct answer above the incorrect one") -> str:
     """A reward model's first line (issue 15): how often it ranks the correct answer above the incorrect one on
     held-out pairs, against chance, and whether its best-of-N pick beats the majority vote over the same samples.
     `pairs`: {"accuracy", "ci95", "n"}; `best`: a paired_difference of RM pick vs majority, plus "n_samples",
     "rm" and "maj" (accuracies)."""
     lo, hi = (100 * x for x in pairs["ci95"])
-    text = (f"{label} ranked the correct answer above the incorrect one in {100 * pairs['accuracy']:.1f}% "
+    text = (f"{label} ranked {ranks} in {100 * pairs['accuracy']:.1f}% "
             f"[{lo:.1f}, {hi:.1f}] of {pairs['n']} held-out pairs ("
             + ("above" if lo > 50 else "not above") + " chance, 50%)")
     if best is None:

@@ -38,7 +38,7 @@ def test_an_irm_ranks_variants_and_its_product_with_the_answer_reward_drives_grp
     heldout = store.manifest(result.scores["instruction reward model"]["held-out pairs"])["metrics"]
     assert heldout["n"] == rankings["pairs_test"]
     summary = json.loads((store.local_path(result.report) / "summary.json").read_text())
-    assert summary["headline"]["sentence"].startswith("The instruction reward model")
+    assert summary["headline"]["sentence"].startswith("The instruction reward model ranked the better-posed question")
 
     irm = store.local_path(result.outputs["model"])
     grpo_cfg = load_config(GRPOConfig, "grpo", "smoke", [
