@@ -13,7 +13,7 @@ from tasks.labelling.answers import answers_match, extract_calc_path, extract_fi
 
 _EQUATION = re.compile(r"^(-?\d+)([+\-*/])(-?\d+)=(-?\d+)$")
 # an annotation and the number written after it: `<<3*4=12>>12`; a different number there is a copying error
-_SHOWN = re.compile(r"<<[^<>]*=\s*(-?[\d.]+)\s*>>\s*(-?[\d.]+)")
+_SHOWN = re.compile(r"<<[^<>]*=\s*(-?\d+(?:\.\d+)?)\s*>>\s*(-?\d+(?:\.\d+)?)")
 
 
 def canonical(equation: str) -> str:

@@ -55,6 +55,8 @@ def test_a_wrong_calculation_fails_its_step_and_every_later_one(problem):
     # a copying error: the right annotation, another number written after it
     copied = first.replace(f">>{result}", f">>{int(result) + 1}")
     assert step_truth(problem, [copied] + steps[1:])[0] is False
+    # a sentence's full stop after the number is not part of it (a model writes "12.." too)
+    assert step_truth(problem, [first.rstrip("\n") + ".\n"] + steps[1:]) == [True] * len(steps)
     # the right path but the wrong final answer: only the last step is wrong
     last = steps[-1].replace(f"#### {problem.final}", f"#### {problem.final + 1}")
     assert step_truth(problem, steps[:-1] + [last]) == [True] * (len(steps) - 1) + [False]
