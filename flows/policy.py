@@ -33,8 +33,13 @@ class PolicyStart(BaseModel):
     init: ArtifactRef | None  # where a retrained model starts: the pretrained weights, or a fresh init (None)
 
 
-def sft_base(cfg: PolicyFlowConfig, ctx: StageContext) -> PolicyStart:
-    problems = load_dataset(cfg.dataset, ctx) if cfg.dataset else make_tiny_arith(cfg.data, ctx)
+def load_problems(cfg: PolicyFlowConfig, ctx: StageContext) -> ArtifactRef:
+    return load_dataset(cfg.dataset, ctx) if cfg.dataset else make_tiny_arith(cfg.data, ctx)
+
+
+def sft_base(cfg: PolicyFlowConfig, ctx: StageContext, problems: ArtifactRef | None = None) -> PolicyStart:
+    """The SFT base on `problems` (default: the config's problems)' train table."""
+    problems = problems or load_problems(cfg, ctx)
     pretrained = import_model("pretrained", cfg.model, ctx) if cfg.model else None
     tokenizer = pretrained or build_tokenizer(problems, cfg.tokenizer, ctx)
     demonstrations = SFTSource(ref=problems, split="train")

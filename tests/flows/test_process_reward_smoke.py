@@ -1,5 +1,6 @@
-"""The process-reward flow on a handful of problems, starting from the reward-model smoke run's policy, samples
-and outcome RM; then its PRM used by the label stage as the `process_reward` labeller."""
+"""The process-reward flow on a handful of problems (the reward-model smoke run's): its verifiers' problems, an
+outcome RM, Math-Shepherd labels, a PRM, best-of-N by PRM vs outcome RM vs majority; then the PRM used by the label
+stage as the `process_reward` labeller."""
 from __future__ import annotations
 
 import pytest
@@ -16,23 +17,33 @@ from tasks.labelling.steps import split_steps
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.reuses_smoke_runs  # the SFT base, its samples and the outcome RM: the reward-model smoke run's
+@pytest.mark.reuses_smoke_runs  # the problems, tokenizer and SFT base: the reward-model smoke run's
 def test_math_shepherd_labels_a_prm_and_best_of_n_by_prm_orm_and_majority(tmp_path, ray_local, warm_store,
                                                                            keep_smoke_store):
     warm_store(tmp_path / "store", "reward_model")
     cfg = load_config(ProcessRewardConfig, "process_reward", "smoke", [f"store.url={tmp_path / 'store'}"])
     result = process_reward(cfg)
     store = ArtifactStore(cfg.store)
-    # every solution's steps rebuild its text, with one label per step; the last is the solution's verdict
+
+    def input_of(ref, name: str):
+        spec = store.manifest(ref)["inputs"][name]
+        return store.lookup(spec["stage"], spec["key"])
+
+    # the verifiers' problems: with share 0 (this config) the policy's own (tests/tasks/data/test_holdout.py
+    # checks a real split)
+    problems = input_of(input_of(result.outputs["steps"], "prompts"), "problems")
+    verifier_ids = {r["id"] for r in read_rows(store, problems, "verifier")}
+    assert verifier_ids == {r["id"] for r in read_rows(store, problems, "train")}
+    # every solution's steps rebuild the sampled text, with one label per step; the last is the solution's verdict
     steps = read_rows(store, result.outputs["steps"], "steps_train") + read_rows(store, result.outputs["steps"],
                                                                                  "steps_test")
-    samples = {(r["prompt_id"], r["sample_index"]): r for r in read_rows(store, store.lookup(
-        "label_rewards", store.list("label_rewards")[0]["key"]), "labels")}
+    solutions = input_of(input_of(result.outputs["steps"], "prompts"), "labels")
+    samples = {(r["prompt_id"], r["sample_index"]): r for r in read_rows(store, solutions, "labels")}
     assert steps and all(len(r["hard"]) == len(r["soft"]) == len(r["steps"]) for r in steps)
     for row in steps:
-        if (row["prompt_id"], row["sample_index"]) in samples:
-            sample = samples[(row["prompt_id"], row["sample_index"])]
-            assert "".join(row["steps"]) == sample["text"] and row["hard"][-1] == float(sample["correct"])
+        assert row["prompt_id"] in verifier_ids
+        sample = samples[(row["prompt_id"], row["sample_index"])]
+        assert "".join(row["steps"]) == sample["text"] and row["hard"][-1] == float(sample["correct"])
         assert all(h == float(s > 0) for h, s in zip(row["hard"], row["soft"]))  # hard = any completion correct
     # the held-out step accuracy is over every step of steps_test
     heldout = store.manifest(result.scores["verifiers"]["PRM held-out steps"])["metrics"]
@@ -46,9 +57,8 @@ def test_math_shepherd_labels_a_prm_and_best_of_n_by_prm_orm_and_majority(tmp_pa
 
     # the PRM as a labeller: reward = min over its step scores of each completion
     prm = store.local_path(result.outputs["prm"])
-    problems = store.lookup("make_tiny_arith", store.list("make_tiny_arith")[0]["key"])
-    scored = store.lookup("sample_completions", store.list("sample_completions")[0]["key"])
-    label_cfg = LabelConfig(split="train", labellers=[{"name": "process_reward"}],
+    scored = input_of(solutions, "samples")
+    label_cfg = LabelConfig(split="verifier", labellers=[{"name": "process_reward"}],
                             process_reward={"model": str(prm), "aggregate": "min"})
     ctx = StageContext(store=cfg.store, show_progress=False)
     labels = read_rows(store, label_rewards.fn("with-prm", scored, problems, label_cfg, ctx), "labels")
