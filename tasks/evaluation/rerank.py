@@ -68,6 +68,16 @@ def curves(by_prompt: dict[str, list[dict]], ns: list[int], ways: dict[str, str]
     return rows
 
 
+def labelled_prompts(store, labels: ArtifactRef, problems: ArtifactRef, split: str) -> tuple[dict[str, str], list]:
+    """(problem id → prompt, the labelled samples), every sample's problem among the `split` problems."""
+    prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, split)}
+    rows = read_rows(store, labels, "labels")
+    missing = sorted({r["prompt_id"] for r in rows} - set(prompts))[:3]
+    if missing:
+        raise ValueError(f"labels {labels.short}: prompt ids {missing} are not in the {split!r} problems")
+    return prompts, rows
+
+
 @task(name="rerank", retries=1, cache_policy=NONE, task_run_name="rerank[{name}]")
 def rerank(name: str, labels: ArtifactRef, problems: ArtifactRef, scorer: ArtifactRef, cfg: RerankConfig,
            ctx: StageContext) -> ArtifactRef:
@@ -76,11 +86,7 @@ def rerank(name: str, labels: ArtifactRef, problems: ArtifactRef, scorer: Artifa
 
     def compute(out: Path) -> dict:
         store = ctx.open_store()
-        prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, cfg.split)}
-        rows = read_rows(store, labels, "labels")
-        missing = sorted({r["prompt_id"] for r in rows} - set(prompts))[:3]
-        if missing:
-            raise ValueError(f"labels {labels.short}: prompt ids {missing} are not in the {cfg.split!r} problems")
+        prompts, rows = labelled_prompts(store, labels, problems, cfg.split)
         requests = [ScoreRequest(i, prompts[r["prompt_id"]] + (r.get("text") or "")) for i, r in enumerate(rows)]
         ensure_ray(ctx.ray)
         scores = {s.row_index: s.reward for s in score_on_ray(

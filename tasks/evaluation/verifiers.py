@@ -17,9 +17,9 @@ from ray_cluster.reward_scorer import ScoreRequest, StepScoreRequest, score_on_r
 from tasks.core.lineage import LineageEntry
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef, ArtifactStore
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import write_rows
 from tasks.evaluation.report_sections import Section, _plot, register_section, table
-from tasks.evaluation.rerank import RerankConfig, curves
+from tasks.evaluation.rerank import RerankConfig, curves, labelled_prompts
 from tasks.labelling.steps import StepSplitConfig, split_steps
 
 WAYS = {"prm": "prm_score", "orm": "orm_score"}  # way → the sample field it picks by
@@ -45,11 +45,7 @@ def rerank_verifiers(name: str, labels: ArtifactRef, problems: ArtifactRef, prm:
 
     def compute(out: Path) -> dict:
         store = ctx.open_store()
-        prompts = {r["id"]: r["prompt"] for r in read_rows(store, problems, cfg.split)}
-        rows = read_rows(store, labels, "labels")
-        missing = sorted({r["prompt_id"] for r in rows} - set(prompts))[:3]
-        if missing:
-            raise ValueError(f"labels {labels.short}: prompt ids {missing} are not in the {cfg.split!r} problems")
+        prompts, rows = labelled_prompts(store, labels, problems, cfg.split)
         texts = [r.get("text") or "" for r in rows]
         ensure_ray(ctx.ray)
         orm_scores = {s.row_index: s.reward for s in _scores(store, orm, [

@@ -8,7 +8,7 @@ import pyarrow as pa
 from models.process_reward import STEP_AGGREGATES
 from ray_cluster.folders import RemoteFolder
 from ray_cluster.reward_scorer import StepScoreRequest, score_on_ray
-from tasks.labelling.labellers import LabelOptions, failure_label, register_batch_labeller
+from tasks.labelling.labellers import LabelOptions, failure_label, register_batch_labeller, scorable
 from tasks.labelling.steps import split_steps
 
 
@@ -18,16 +18,9 @@ def label_with_process_reward(rows: list[dict], problems: dict[str, dict], optio
     """reward = aggregate(P(step good) per step); `step_scores` keeps them all. `correct` is left to answer
     labellers (None). A row without a prompt, text or any step that fits the PRM's context gets a failure label."""
     prm = options.process_reward
-    labels: list[dict | None] = [None] * len(rows)
-    requests = []
-    for index, row in enumerate(rows):
-        problem, text = problems.get(row.get("prompt_id")), row.get("text")
-        if problem is None or not isinstance(problem.get("prompt"), str):
-            labels[index] = failure_label(f"row {index}: no problem with a prompt for {row.get('prompt_id')!r}")
-        elif not isinstance(text, str) or not text.strip():
-            labels[index] = failure_label(f"row {index}: no completion text to score")
-        else:
-            requests.append(StepScoreRequest(index, problem["prompt"], tuple(split_steps(text, prm.steps))))
+    labels, todo = scorable(rows, problems, allow_empty=False)  # an empty completion has no step to score
+    requests = [StepScoreRequest(index, problem["prompt"], tuple(split_steps(text, prm.steps)))
+                for index, problem, text in todo]
     results = score_on_ray(RemoteFolder(uri=prm.model), requests, batch_size=prm.batch_size, max_len=prm.max_len,
                            num_scorers=prm.num_scorers, cpus_per_scorer=prm.cpus_per_scorer, use_gpu=prm.use_gpu,
                            method="score_steps")

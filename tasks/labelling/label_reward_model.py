@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ray_cluster.folders import RemoteFolder
 from ray_cluster.reward_scorer import ScoreRequest, score_on_ray
-from tasks.labelling.labellers import LabelOptions, failure_label, register_batch_labeller
+from tasks.labelling.labellers import LabelOptions, register_batch_labeller, scorable
 
 
 @register_batch_labeller("reward_model", fields={}, answers=False, needs="reward_model")  # the reward only: no fields of its own
@@ -12,16 +12,8 @@ def label_with_reward_model(rows: list[dict], problems: dict[str, dict], options
     """reward = the model's scalar; `correct` is left to answer/test labellers (None here). Rows without a
     prompt or a string completion get a failure label and are not sent to the model."""
     rm = options.reward_model
-    labels: list[dict | None] = [None] * len(rows)
-    requests = []
-    for index, row in enumerate(rows):
-        problem, text = problems.get(row.get("prompt_id")), row.get("text")
-        if problem is None or not isinstance(problem.get("prompt"), str):
-            labels[index] = failure_label(f"row {index}: no problem with a prompt for {row.get('prompt_id')!r}")
-        elif not isinstance(text, str):
-            labels[index] = failure_label(f"row {index}: completion is a {type(text).__name__}, expected a string")
-        else:
-            requests.append(ScoreRequest(index, problem["prompt"] + text))
+    labels, todo = scorable(rows, problems)
+    requests = [ScoreRequest(index, problem["prompt"] + text) for index, problem, text in todo]
     results = score_on_ray(RemoteFolder(uri=rm.model), requests, batch_size=rm.batch_size, max_len=rm.max_len,
                            num_scorers=rm.num_scorers, cpus_per_scorer=rm.cpus_per_scorer, use_gpu=rm.use_gpu)
     for result in results:

@@ -138,6 +138,26 @@ def labels_schema(names: list[str]) -> RecordSchema:
     return LABELS.extend(rewards + list(LABELLER_FIELDS[names[0]]), kind=f"labels of {'+'.join(names)}")
 
 
+def scorable(rows: list[dict], problems: dict[str, dict], allow_empty: bool = True
+             ) -> tuple[list[dict | None], list[tuple[int, dict, str]]]:
+    """For a model labeller: (a failure label per row that cannot be scored — no problem with a prompt, a
+    completion that is not a string, or an empty one unless `allow_empty` — else None; (index, problem, text) of
+    the rows to score)."""
+    labels: list[dict | None] = [None] * len(rows)
+    todo = []
+    for index, row in enumerate(rows):
+        problem, text = problems.get(row.get("prompt_id")), row.get("text")
+        if problem is None or not isinstance(problem.get("prompt"), str):
+            labels[index] = failure_label(f"row {index}: no problem with a prompt for {row.get('prompt_id')!r}")
+        elif not isinstance(text, str):
+            labels[index] = failure_label(f"row {index}: completion is a {type(text).__name__}, expected a string")
+        elif not allow_empty and not text.strip():
+            labels[index] = failure_label(f"row {index}: no completion text to score")
+        else:
+            todo.append((index, problem, text))
+    return labels, todo
+
+
 def failure_label(reason: str, status: str = "error") -> dict:
     """The label of a sample that could not be judged: reward 0, never correct, with the reason."""
     return {"reward": 0.0, "correct": False, "pred": None, "status": status, "error": reason}
