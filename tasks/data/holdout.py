@@ -4,7 +4,6 @@ problems moves to a `verifier` table, chosen by a hash of each problem id; the p
 verifiers' solutions are sampled on `verifier`, and `test` stays as it was, so no held-out problem is touched."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from prefect import task
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_rows
+from tasks.selection.preferences import heldout
 
 
 class HoldoutConfig(BaseModel):
@@ -24,12 +24,6 @@ class HoldoutConfig(BaseModel):
     seed: int = 0
 
 
-def in_verifier_split(problem_id: str, cfg: HoldoutConfig) -> bool:
-    """A pure function of (seed, id): reruns and resumed runs split alike."""
-    digest = hashlib.sha256(f"{cfg.seed}:{problem_id}".encode()).hexdigest()[:8]
-    return int(digest, 16) / 0xFFFFFFFF < cfg.share
-
-
 @task(name="hold_out_problems", retries=1, cache_policy=NONE, task_run_name="hold_out_problems[{name}]")
 def hold_out_problems(name: str, problems: ArtifactRef, cfg: HoldoutConfig, ctx: StageContext) -> ArtifactRef:
     """The problems artifact with `train` cut in two: `train` (the policy's) and `verifier` (never the policy's)."""
@@ -37,8 +31,9 @@ def hold_out_problems(name: str, problems: ArtifactRef, cfg: HoldoutConfig, ctx:
     def compute(out: Path) -> dict:
         store = ctx.open_store()
         train = read_rows(store, problems, "train")
-        verifier = [r for r in train if in_verifier_split(r["id"], cfg)] if cfg.share else train
-        policy = [r for r in train if not in_verifier_split(r["id"], cfg)]
+        # the preference split's stable hash of (seed, id): reruns and resumed runs split alike
+        verifier = [r for r in train if heldout(r["id"], cfg.share, cfg.seed)] if cfg.share else train
+        policy = [r for r in train if not heldout(r["id"], cfg.share, cfg.seed)]
         if not verifier or not policy:
             raise ValueError(f"problems {problems.short}: share={cfg.share} of {len(train)} training problems leaves "
                              f"{len(policy)} for the policy and {len(verifier)} for its verifiers; both need some")

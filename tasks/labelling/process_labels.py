@@ -9,7 +9,6 @@ by problem into `steps_train` / `steps_test`). The last step's label is the solu
 solution is that step's only completion."""
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records, write_rows
 from tasks.labelling.steps import StepSplitConfig, split_steps
+from tasks.selection.preferences import heldout
 
 STEPS = RecordSchema("process labels", (
     Column("prompt_id", pa.string()), Column("sample_index", pa.int64()), Column("prompt", pa.string()),
@@ -41,11 +41,6 @@ class ProcessLabelConfig(BaseModel):
                                        "problem (the first ones by sample index)")
     test_fraction: float = Field(default=0.1, ge=0, lt=1, description="share of problems whose solutions go to "
                                  "steps_test (held out from PRM training), by a hash of the problem id")
-
-
-def held_out(prompt_id: str, fraction: float) -> bool:
-    """Whether a problem's solutions are held out: a pure function of its id, so reruns split alike."""
-    return int(hashlib.sha256(prompt_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
 
 
 def pick_solutions(labels: list[dict], per_problem: int) -> list[dict]:
@@ -136,8 +131,9 @@ def process_labels(name: str, prompts: ArtifactRef, rollout_labels: ArtifactRef,
     def compute(out: Path) -> dict:
         store = ctx.open_store()
         rows = step_labels(read_rows(store, prompts, "solutions"), read_rows(store, rollout_labels, "labels"))
-        test = [r for r in rows if held_out(r["prompt_id"], cfg.test_fraction)]
-        train = [r for r in rows if not held_out(r["prompt_id"], cfg.test_fraction)]
+        # by problem (a pure function of its id: reruns split alike), so no problem is on both sides
+        test = [r for r in rows if heldout(r["prompt_id"], cfg.test_fraction, seed=0)]
+        train = [r for r in rows if not heldout(r["prompt_id"], cfg.test_fraction, seed=0)]
         for table, part in (("steps_train", train), ("steps_test", test)):
             write_records(out / f"{table}.parquet", part, STEPS)
         hard = [v for r in rows for v in r["hard"]]

@@ -1,19 +1,21 @@
-"""The verifiers' share of the training problems (tasks/data/holdout.py): a pure function of (seed, id)."""
+"""The verifiers' share of the training problems (tasks/data/holdout.py): the preference split's stable hash of
+(seed, id)."""
 import pytest
 from pydantic import ValidationError
 
-from tasks.data.holdout import HoldoutConfig, in_verifier_split
+from tasks.data.holdout import HoldoutConfig
+from tasks.selection.preferences import heldout
 
 
 def test_the_split_is_a_pure_function_of_seed_and_id_near_its_share():
     ids = [f"train-{i:06d}" for i in range(4000)]
-    half = [in_verifier_split(i, HoldoutConfig(share=0.5)) for i in ids]
+    half = [heldout(i, 0.5, 0) for i in ids]
     assert 0.47 < sum(half) / len(ids) < 0.53
-    assert half == [in_verifier_split(i, HoldoutConfig(share=0.5)) for i in ids]
-    other = [in_verifier_split(i, HoldoutConfig(share=0.5, seed=1)) for i in ids]
+    assert half == [heldout(i, 0.5, 0) for i in ids]
+    other = [heldout(i, 0.5, 1) for i in ids]
     assert other != half  # another seed, another split
     # a larger share keeps every problem a smaller one moved (the same hash, a higher threshold)
-    quarter = [in_verifier_split(i, HoldoutConfig(share=0.25)) for i in ids]
+    quarter = [heldout(i, 0.25, 0) for i in ids]
     assert all(h for q, h in zip(quarter, half) if q)
 
 

@@ -2,8 +2,9 @@
 their step prefixes, and hard / soft labels from the completions' verdicts."""
 import pytest
 
-from tasks.labelling.process_labels import (ProcessLabelConfig, held_out, pick_solutions, step_id, step_labels,
+from tasks.labelling.process_labels import (ProcessLabelConfig, pick_solutions, step_id, step_labels,
                                             step_prompt_rows)
+from tasks.selection.preferences import heldout
 
 PROBLEM = {"id": "p1", "prompt": "Question: Tom has 3 apples. He buys 4.\nAnswer:", "question": "Tom has 3 ...",
            "answer": "3+4 = <<3+4=7>>7\n#### 7", "final": "7"}
@@ -48,6 +49,6 @@ def test_hard_is_any_completion_correct_soft_the_share_and_the_last_step_is_the_
 
 def test_the_held_out_split_is_a_pure_function_of_the_problem_id():
     ids = [f"train-{i:06d}" for i in range(2000)]
-    share = sum(held_out(i, 0.1) for i in ids) / len(ids)
-    assert 0.07 < share < 0.13 and [held_out(i, 0.1) for i in ids[:50]] == [held_out(i, 0.1) for i in ids[:50]]
-    assert not any(held_out(i, 0.0) for i in ids)
+    share = sum(heldout(i, 0.1, 0) for i in ids) / len(ids)
+    assert 0.07 < share < 0.13 and [heldout(i, 0.1, 0) for i in ids[:50]] == [heldout(i, 0.1, 0) for i in ids[:50]]
+    assert not any(heldout(i, 0.0, 0) for i in ids)
