@@ -26,7 +26,9 @@ class OnlineFlowConfig(PolicyFlowConfig):
     rl: OnlineRLConfig = OnlineRLConfig()
     sft_first: bool = Field(default=True, description="SFT the model on the written solutions first (the base); "
                             "false: RL straight from `model:` (an instruct model), as verl's baselines")
-    label: LabelConfig = Field(default=LabelConfig(split="train"), description="the reward: any labellers and their combination (RLEIF: [math_answer, instruction_reward] with combine: product is r = r_I · r_A; a PRM: process_reward)")
+    label: LabelConfig = Field(default=LabelConfig(split="train"), description="the reward: any labellers and "
+                               "their combination (RLEIF: [math_answer, instruction_reward] with combine: product "
+                               "is r = r_I · r_A; a PRM: process_reward)")
     eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="before")

@@ -38,7 +38,7 @@ def load_problems(cfg: PolicyFlowConfig, ctx: StageContext) -> ArtifactRef:
 
 
 def sft_base(cfg: PolicyFlowConfig, ctx: StageContext, problems: ArtifactRef | None = None) -> PolicyStart:
-    """The SFT base on `problems` (default: the config's problems)' train table."""
+    """The SFT base on the `train` table of `problems` (default: the config's dataset or tiny-arith)."""
     problems = problems or load_problems(cfg, ctx)
     pretrained = import_model("pretrained", cfg.model, ctx) if cfg.model else None
     tokenizer = pretrained or build_tokenizer(problems, cfg.tokenizer, ctx)

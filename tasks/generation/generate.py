@@ -54,6 +54,11 @@ def _part_name(model_name: str, shard_id: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', model_name)}--{shard_id:05d}.parquet"
 
 
+def first_texts(store: ArtifactStore, samples: ArtifactRef) -> dict[str, str | None]:
+    """Prompt id → the text of its first sample (sample_index 0): what a teacher asked once per prompt answered."""
+    return {s["prompt_id"]: s["text"] for s in read_rows(store, samples, "samples") if s["sample_index"] == 0}
+
+
 def check_models(store: ArtifactStore, models: dict[str, ArtifactRef]) -> None:
     """Every model is a causal LM folder: checked from config.json before any engine starts."""
     if not models:

@@ -20,6 +20,7 @@ from tasks.core.records import prompt_columns
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
+from tasks.generation.generate import first_texts
 from tasks.instructions.elimination import Candidate, EliminationConfig, first_failure
 from tasks.instructions.evolve import OPERATIONS, candidate_id, choose_operations, evolution_prompt, parse_evolved
 from tasks.instructions.records import ELIMINATED, EVOLUTION_PROMPTS, EVOLVED, TO_ANSWER
@@ -104,7 +105,7 @@ def screen_evolved(name: str, prompts: ArtifactRef, evolved: ArtifactRef, cfg: E
 
     def compute(out: Path) -> dict:
         store = ctx.open_store()
-        texts = {s["prompt_id"]: s["text"] for s in read_rows(store, evolved, "samples") if s["sample_index"] == 0}
+        texts = first_texts(store, evolved)
         survivors, eliminated = [], []
         for p in read_rows(store, prompts, "train"):
             question = parse_evolved(texts.get(p["id"], ""))
@@ -141,7 +142,7 @@ def eliminate_evolved(name: str, pool: ArtifactRef, screened: ArtifactRef, answe
 
     def compute(out: Path) -> dict:
         store = ctx.open_store()
-        replies = {s["prompt_id"]: s["text"] for s in read_rows(store, answers, "samples") if s["sample_index"] == 0}
+        replies = first_texts(store, answers)
         kept, eliminated = [], read_rows(store, screened, "eliminated")
         for q in read_rows(store, screened, "train"):
             reply = replies.get(q["id"], "")

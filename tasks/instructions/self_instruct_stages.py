@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
+from tasks.generation.generate import first_texts
 from tasks.instructions.records import INSTRUCTION_PROMPTS, INSTRUCTION_SFT, INSTRUCTIONS, REJECTED, TO_RESPOND
 from tasks.instructions.self_instruct import (InstructionFilterConfig, Pool, PromptingConfig, draw_examples,
                                               first_failure, instruction_prompt, parse_instructions)
@@ -151,7 +152,7 @@ def instruction_dataset(rounds: list[ArtifactRef], responses: ArtifactRef, inclu
 
     def compute(out: Path) -> dict:
         store = ctx.open_store()
-        replies = {s["prompt_id"]: s["text"] for s in read_rows(store, responses, "samples") if s["sample_index"] == 0}
+        replies = first_texts(store, responses)
         shown = {"chat_template": respond.chat_template, "system": respond.system}
         rows, empty = [], 0
         for q in read_rows(store, rounds[-1], "train"):

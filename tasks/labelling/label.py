@@ -26,6 +26,10 @@ from tasks.labelling import (label_code, label_gsm8k, label_instruction_reward, 
 from tasks.labelling.labellers import (BATCH_LABELLERS, NEEDS_OPTION, ROW_LABELLERS, LabelOptions,
                                        ProcessRewardOptions, RewardModelOptions, SANDBOXED, failure_label,
                                        labels_schema)
+
+# the LabelOptions fields that name a labeller's model (reward_model, process_reward, instruction_reward): what
+# the registered model labellers declared they need, in a stable order
+MODEL_OPTIONS = tuple(sorted(set(NEEDS_OPTION.values())))
 from tasks.core.progress import progress_bar
 from tasks.core.records import RecordSchema
 from tasks.labelling.reward_combine import COMBINERS, threshold_reward
@@ -90,14 +94,12 @@ class LabelConfig(BaseModel):
         return self
 
     def options(self) -> LabelOptions:
-        return LabelOptions(sandbox=self.sandbox, reward_model=self.reward_model,
-                            process_reward=self.process_reward, instruction_reward=self.instruction_reward)
+        return LabelOptions(sandbox=self.sandbox, **{field: getattr(self, field) for field in MODEL_OPTIONS})
 
     def model_reads(self) -> dict[str, str] | None:
         """The labellers' models given by location: part of the label stage's key by content (a reward model
         retrained in place gives new labels)."""
-        reads = {field: getattr(self, field).model for field in ("reward_model", "process_reward",
-                                                                 "instruction_reward") if getattr(self, field)}
+        reads = {field: getattr(self, field).model for field in MODEL_OPTIONS if getattr(self, field)}
         return reads or None
 
     def output_schema(self) -> RecordSchema:
@@ -235,7 +237,13 @@ def _row_labels(rows: list[dict], by_id: dict[str, dict], cfg: LabelConfig, ctx:
 
 
 def _batch_labels(rows: list[dict], by_id: dict[str, dict], cfg: LabelConfig, ctx: StageContext) -> dict[str, list]:
-    names = [s.name for s in cfg.labellers if s.name in BATCH_LABELLERS]
-    if names:
+    if any(s.name in BATCH_LABELLERS for s in cfg.labellers):
         ensure_ray(ctx.ray)
-    return {name: BATCH_LABELLERS[name](rows, by_id, cfg.options()) for name in names}
+    return model_labels(rows, by_id, cfg)
+
+
+def model_labels(rows: list[dict], by_id: dict[str, dict], cfg: LabelConfig) -> dict[str, list]:
+    """{name: a label per row} from every model (batch) labeller in the config, Ray already up (the label stage,
+    and online RL's rewards: tasks/training/online_rl_steps.judge)."""
+    options = cfg.options()
+    return {s.name: BATCH_LABELLERS[s.name](rows, by_id, options) for s in cfg.labellers if s.name in BATCH_LABELLERS}

@@ -17,8 +17,8 @@ from models.rl.losses import KL_ESTIMATORS, masked_mean, missing_eos_penalty, sh
 from models.sft_data import prompt_format
 from ray_cluster.folders import RemoteFolder
 from ray_cluster.generation import PromptRecord, SamplingSpec, TokenSample, prompt_seed
-from tasks.labelling.label import LabelConfig, combine_labels, label_chunk
-from tasks.labelling.labellers import BATCH_LABELLERS, ROW_LABELLERS
+from tasks.labelling.label import LabelConfig, combine_labels, label_chunk, model_labels
+from tasks.labelling.labellers import ROW_LABELLERS
 
 
 @dataclass
@@ -171,11 +171,8 @@ def judge(triples: list[tuple[int, str, dict]], label: LabelConfig) -> list[dict
     if rows:
         results = label_chunk(triples, rows, label.options(), label.sample_timeout_s)
         per |= {name: [labels[k] for labels in results] for k, name in enumerate(rows)}
-    batch = [name for name in names if name in BATCH_LABELLERS]
-    if batch:
-        samples = [{"prompt_id": problem["id"], "text": text} for _, text, problem in triples]
-        problems = {problem["id"]: problem for _, _, problem in triples}
-        per |= {name: BATCH_LABELLERS[name](samples, problems, label.options()) for name in batch}
+    samples = [{"prompt_id": problem["id"], "text": text} for _, text, problem in triples]
+    per |= model_labels(samples, {problem["id"]: problem for _, _, problem in triples}, label)
     return [combine_labels({name: per[name][i] for name in names}, label) for i in range(len(triples))]
 
 
