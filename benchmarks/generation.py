@@ -152,9 +152,9 @@ def main() -> None:
     console.print("[cyan](c) transformers generate, batched[/]")
     results["hf"] = hf_generate(model_dir, prompts[: args.hf_prompts], sampling, args.hf_batch)
 
-    import ray
+    from ray_cluster.connect import shutdown_ray
 
-    ray.shutdown()  # the engines' last log lines must not land after the JSON line
+    shutdown_ray()  # the engines' last log lines must not land after the JSON line
     params = store.manifest(model)["metrics"].get("parameters")
     table = Table(title=f"generation throughput: {args.model} ({params} parameters), {len(prompts)} prompts × "
                         f"n={args.n} × {args.max_tokens} tokens")

@@ -83,7 +83,7 @@ def main() -> None:
 
     import ray
 
-    from ray_cluster.connect import RayConfig, ensure_ray
+    from ray_cluster.connect import RayConfig, ensure_ray, shutdown_ray
     from tasks.data.gsm8k import read_gsm8k
     from tasks.data.humaneval import read_humaneval
     from tasks.data.math500 import read_math500
@@ -100,7 +100,7 @@ def main() -> None:
     sandbox_per_s(humaneval[: min(16, len(humaneval))], args.chunk)  # warm the Ray workers (imports), not timed
     sandbox_rate, passed = sandbox_per_s(humaneval, args.chunk)
 
-    ray.shutdown()  # Ray's last log lines must not land after the JSON line
+    shutdown_ray()  # Ray's last log lines must not land after the JSON line
     table = Table(title=f"labelling throughput ({cores} cores; sandbox layers: {sandbox_capabilities()})")
     for column in ("what", "rate", "note"):
         table.add_column(column)

@@ -121,9 +121,9 @@ def main() -> None:
     results = {"reward_model": run_reward_model(args.rm_config, extra("reward_model")),
                "rrtf": run_method("rrtf", args.rrtf_config, "rrtf", args.seeds, extra("rrtf")),
                "dpo": run_method("dpo", args.dpo_config, "dpo", args.seeds, extra("dpo"))}
-    import ray
+    from ray_cluster.connect import shutdown_ray
 
-    ray.shutdown()  # Ray's last log lines must not land after the JSON line
+    shutdown_ray()  # Ray's last log lines must not land after the JSON line
     show(results)
     results["wall_s"] = round(time.time() - started, 1)
     print(json.dumps(results))

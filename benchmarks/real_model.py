@@ -142,9 +142,9 @@ def main() -> None:
         easier = rft_round(args.easier, cfg, cfg.easier[args.easier])
         show(easier)
         main_row["easier"] = {k: v for k, v in easier.items() if k not in ("model", "report")}
-    import ray
+    from ray_cluster.connect import shutdown_ray
 
-    ray.shutdown()  # Ray's last log lines must not land after the JSON line
+    shutdown_ray()  # Ray's last log lines must not land after the JSON line
     main_row["wall_s"] = round(time.time() - started, 1)
     main_row["stage_s"] = main_row["stage_s"] + main_row.get("easier", {}).get("stage_s", 0)
     print(json.dumps({k: v for k, v in main_row.items() if k != "report"}))

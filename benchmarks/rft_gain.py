@@ -81,9 +81,9 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     runs = [one_run(args.config, seed_overrides(seed) + args.set) for seed in range(args.seeds)]
-    import ray
+    from ray_cluster.connect import shutdown_ray
 
-    ray.shutdown()  # Ray's last log lines must not land after the JSON line
+    shutdown_ray()  # Ray's last log lines must not land after the JSON line
     line = combine(runs)
     for arm, (mean, sd, (lo, hi)) in ((a, (line[f"{a}_acc"], line["seed_sd"][a], line["seed_ci95"][a]))
                                       for a in ARMS if "seed_sd" in line):

@@ -184,9 +184,9 @@ def main() -> None:
     cfg = load_config(GRPOConfig, "grpo", args.config, args.set)
     trl_arguments(cfg.rl, 0, Path("."), args.micro_batch)  # refuse unmatched settings before the base trains
     line = summarise(compare(cfg, args.seeds, args.micro_batch))
-    import ray
+    from ray_cluster.connect import shutdown_ray
 
-    ray.shutdown()  # Ray's last log lines must not land after the JSON line
+    shutdown_ray()  # Ray's last log lines must not land after the JSON line
     print(f"base {line['base_acc']:.1%}   Winnow {line['winnow_acc']:.1%} (sd {line['acc_sd']['winnow']:.1%})   "
           f"TRL {line['trl_acc']:.1%} (sd {line['acc_sd']['trl']:.1%})   wall Winnow/TRL {line['wall_ratio']:.2f}x")
     print(json.dumps(line))

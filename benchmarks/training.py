@@ -131,9 +131,9 @@ def main() -> None:
             sft_run("packed", tokenizer, examples, heldout, args.epochs, rows_per_batch, args.pack_len)]
     times = trainer_vs_plain(tokenizer, examples, args.ray_steps, args.batch)
 
-    import ray
+    from ray_cluster.connect import shutdown_ray
 
-    ray.shutdown()  # Ray's last log lines must not land after the JSON line
+    shutdown_ray()  # Ray's last log lines must not land after the JSON line
     by = {r["batching"]: r for r in runs}
     table = Table(title=f"SFT on {len(examples)} GSM8K solutions (mean {mean_len:.0f} tokens), {args.epochs} epochs")
     for column in ("batching", "steps", "wall s", "real tokens/s", "held-out loss", "tokens/s vs padded"):

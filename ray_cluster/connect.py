@@ -44,7 +44,11 @@ def ensure_ray(cfg: RayConfig) -> None:
 
 
 def shutdown_ray() -> None:
+    """Close the engines kept between stages (vLLM needs its explicit shutdown), then leave Ray."""
     import ray
 
+    from ray_cluster.warm_engines import close_all
+
     if ray.is_initialized():
+        close_all()
         ray.shutdown()

@@ -6,7 +6,9 @@ persists each shard as it arrives, so finished work survives a crash of the driv
 Engines that may stay open in a process (the transformers backend, on CPU) run each shard as a Ray task; the
 worker process keeps the engine it opened, so the next shard or stage on the same model starts generating at
 once, and a stage on another model finds torch and transformers imported (issue 16, item 7: each stage paid a
-new engine process). Others (vLLM, any GPU engine) are actors opened for the stage and closed at its end.
+new engine process). vLLM engines on CPU are actors kept warm between stages (ray_cluster/warm_engines.py): the
+next stage's model is swapped in place when its architecture and tokenizer are the same. GPU engines are actors
+opened for the stage and closed at its end.
 """
 from __future__ import annotations
 
@@ -24,28 +26,58 @@ class PoolResources(BaseModel):
     num_engines: int = Field(default=1, ge=1)
     gpus_per_engine: float = Field(default=0, ge=0, description="GPUs per engine actor (0 on CPU machines)")
     cpus_per_engine: int = Field(default=2, ge=1, description="CPU threads per engine")
+    keep_warm: bool = Field(default=True, description="CPU actor engines (vLLM) stay open after the stage and take "
+                            "the next stage's model in place; while kept they reserve no CPUs, as a flow's stages "
+                            "run one at a time (false: engines reserve their CPUs and close with the stage)")
     max_shard_retries: int = Field(default=2, ge=0, description="re-runs of a shard whose engine died")
     restart_timeout_s: float = Field(default=600, gt=0, description="how long to wait for a dead engine to restart")
 
 
 class GenerationEngine:
-    """Ray actor body: holds one model in one backend, generates shard after shard."""
+    """Ray actor body: holds one model in one backend, generates shard after shard; `load` changes its model."""
 
     def __init__(self, model: RemoteFolder, model_id: str, spec: EngineSpec, threads: int):
-        from ray_cluster.folders import materialize
+        self.spec, self.threads = spec, threads
+        self.backend, self.loaded, self.digest = None, None, None
+        self.load(model, model_id)
+
+    def load(self, model: RemoteFolder, model_id: str) -> float:
+        """Make `model` the one generating; returns the seconds it took (0 when it already was). A model whose
+        engine files (architecture, tokenizer, generation config) are the open one's gets its weights swapped in
+        place; any other reopens the backend in this process."""
         from ray_cluster.backends import open_backend
+        from ray_cluster.folders import materialize
+        from ray_cluster.weight_files import engine_files_digest, read_weights
 
-        self.backend = open_backend(materialize(model), model_id, spec, threads)
+        started, key = time.time(), (model.uri, model.content_hash)
+        if key != self.loaded:
+            path = materialize(model)
+            digest = engine_files_digest(path)
+            weights = read_weights(path) if self.backend is not None and digest == self.digest else None
+            if weights is not None:
+                self.backend.update_weights(weights)
+            else:
+                if self.backend is not None:
+                    self.backend.close()
+                self.backend = open_backend(path, model_id, self.spec, self.threads)
+            self.loaded, self.digest = key, digest
+        self.backend.model_id = model_id  # the records carry the stage's name for the model
+        return time.time() - started
 
-    def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec) -> list[CompletionRecord]:
+    def generate(self, prompts: list[PromptRecord], sampling: SamplingSpec, model: RemoteFolder | None = None,
+                 model_id: str = "") -> list[CompletionRecord]:
+        """With `model`: generate from that model (a restarted actor comes back with its first model)."""
         from ray_cluster.calculator import generate_records
 
+        if model is not None:
+            self.load(model, model_id)
         return generate_records(self.backend, prompts, sampling)
 
     def update_weights(self, weights: dict) -> float:
         """Swap in new weights without restarting (online RL); returns the seconds it took."""
         started = time.time()
         self.backend.update_weights(weights)
+        self.loaded = None  # the weights are no longer any folder's
         return time.time() - started
 
     def sample_tokens(self, prompt_ids: list[list[int]], sampling: SamplingSpec, seeds: list[int]) -> list:
@@ -86,26 +118,33 @@ def run_shards(
 
     if resources.gpus_per_engine == 0 and backend_class(spec).reusable_in_process:
         return _run_as_tasks(model, model_id, spec, resources, shards, sampling, on_shard_done)
+    from ray_cluster import warm_engines
+
     started = time.time()
-    actor_cls = ray.remote(GenerationEngine).options(
-        num_cpus=resources.cpus_per_engine, num_gpus=resources.gpus_per_engine,
-        max_restarts=resources.max_shard_retries,  # a dead engine comes back (new process) for the retry
-    )
     n_engines = min(resources.num_engines, len(shards))
-    engines = [actor_cls.remote(model, model_id, spec, resources.cpus_per_engine) for _ in range(n_engines)]
-    dispatch = _Dispatch(engines, shards, sampling, resources, on_shard_done)
+    warm = resources.keep_warm and resources.gpus_per_engine == 0
+    if warm:
+        engines = warm_engines.take(model, model_id, spec, resources.cpus_per_engine, resources.max_shard_retries,
+                                    n_engines)
+    else:
+        actor_cls = ray.remote(GenerationEngine).options(
+            num_cpus=resources.cpus_per_engine, num_gpus=resources.gpus_per_engine,
+            max_restarts=resources.max_shard_retries,  # a dead engine comes back (new process) for the retry
+        )
+        engines = [actor_cls.remote(model, model_id, spec, resources.cpus_per_engine) for _ in range(n_engines)]
+    dispatch = _Dispatch(engines, model, model_id, shards, sampling, resources, on_shard_done)
+    finished = False
     try:
         dispatch.run()
+        finished = True
         first_ready = min(dispatch.ready_at.values())
         return {"engine_start_s": round(first_ready - started, 3),
                 "generate_wall_s": round(time.time() - first_ready, 3)}
     finally:
-        for engine in engines:
-            try:
-                ray.get(engine.close.remote(), timeout=60)
-            except Exception:  # a dead engine has nothing left to close
-                pass
-            ray.kill(engine, no_restart=True)
+        if warm and finished:
+            warm_engines.keep(dispatch.engines)
+        else:
+            warm_engines.close(engines)
 
 
 _HELD: dict = {}  # in a Ray worker process: the engine the last shard opened, kept for the next shard or stage
@@ -165,20 +204,23 @@ def _run_as_tasks(model: RemoteFolder, model_id: str, spec: EngineSpec, resource
 class _Dispatch:
     """Free-engine dispatch: each engine takes the next pending shard as soon as it is idle. An engine that
     dies is restarted by Ray; its shard goes back to the front of the queue, and the engine gets work again
-    once it answers a ping (a restarting actor rejects calls, and that must not count as a shard failure)."""
+    once it has loaded the model again (a restarting actor rejects calls, and that must not count as a shard
+    failure)."""
 
-    def __init__(self, engines: list, shards: dict[int, list[PromptRecord]], sampling: SamplingSpec,
-                 resources: PoolResources, on_shard_done: Callable[[int, list[CompletionRecord]], None]):
+    def __init__(self, engines: list, model: RemoteFolder, model_id: str, shards: dict[int, list[PromptRecord]],
+                 sampling: SamplingSpec, resources: PoolResources,
+                 on_shard_done: Callable[[int, list[CompletionRecord]], None]):
         self.engines, self.shards, self.sampling = list(engines), shards, sampling
+        self.model, self.model_id = model, model_id
         self.resources, self.on_shard_done = resources, on_shard_done
         self.pending = sorted(shards)
         self.attempts = {shard_id: 0 for shard_id in shards}
-        self.running: dict = {}  # object ref -> (engine, shard id, or None for a readiness ping)
+        self.running: dict = {}  # object ref -> (engine, shard id, or None for a model load)
         self.restart_deadline: dict[int, float] = {}  # id(engine) -> give up waiting for its restart
-        self.ready_at: dict[int, float] = {}  # id(engine) -> when it first answered a ping
+        self.ready_at: dict[int, float] = {}  # id(engine) -> when it first had the model loaded
         self.last_error: Exception | None = None
-        for engine in self.engines:  # an engine gets work once it has loaded its model
-            self.running[engine.ping.remote()] = (engine, None)
+        for engine in self.engines:  # an engine gets work once it has loaded the model (a kept one swaps it in)
+            self.running[engine.load.remote(model, model_id)] = (engine, None)
 
     def run(self) -> None:
         import ray
@@ -205,7 +247,8 @@ class _Dispatch:
         for engine in self.engines:
             if self.pending and id(engine) not in busy:
                 shard_id = self.pending.pop(0)
-                self.running[engine.generate.remote(self.shards[shard_id], self.sampling)] = (engine, shard_id)
+                call = engine.generate.remote(self.shards[shard_id], self.sampling, self.model, self.model_id)
+                self.running[call] = (engine, shard_id)
 
     def _engine_failed(self, engine, shard_id: int | None, exc: Exception) -> None:
         import ray
@@ -221,6 +264,6 @@ class _Dispatch:
         restarting = isinstance(exc, ray.exceptions.ActorUnavailableError) or shard_id is not None
         if restarting and time.time() < deadline:
             time.sleep(0.25)
-            self.running[engine.ping.remote()] = (engine, None)
+            self.running[engine.load.remote(self.model, self.model_id)] = (engine, None)
         else:  # out of restarts, or it never came back: go on with the other engines
             self.engines.remove(engine)
