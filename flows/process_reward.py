@@ -24,6 +24,7 @@ from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.selection.preferences import PreferenceConfig
 from tasks.labelling.process_labels import ProcessLabelConfig, process_labels, step_prompts
 from tasks.training.train_process import evaluate_prm, train_prm
+from tasks.training.train_preference import evaluate_reward_model
 
 
 class VerifierBestOfN(BaseModel):
@@ -66,7 +67,8 @@ def process_reward(cfg: ProcessRewardConfig) -> FlowResult:
     problems = hold_out_problems("verifiers", load_problems(cfg, ctx), cfg.holdout, ctx)
     start = sft_base(cfg, ctx, problems)
     problems, policy = start.problems, start.base
-    orm, _, solutions = train_rm_on_policy(start, cfg, ctx)
+    orm, comparisons, solutions = train_rm_on_policy(start, cfg, ctx)
+    orm_heldout = evaluate_reward_model("orm", orm, comparisons, ctx)
     prompts = step_prompts("prm", solutions, problems, cfg.process, ctx)
     completions = sample_completions("prm-completions", prompts, {"base": policy}, cfg.rollouts, ctx)
     verdicts = label_rewards("prm-completions", completions, prompts, cfg.label, ctx)
@@ -77,6 +79,7 @@ def process_reward(cfg: ProcessRewardConfig) -> FlowResult:
     labels = label_rewards("verifiers", samples, problems, cfg.best_of_n.label, ctx)
     best = rerank_verifiers("verifiers", labels, problems, prm, orm, cfg.best_of_n.rerank, ctx)
     scores = {"base": evaluate_model("base", policy, problems, cfg.eval, ctx),
-              "verifiers": {"PRM held-out steps": heldout, "best-of-n (PRM)": best}}
+              "verifiers": {"PRM held-out steps": heldout, "outcome RM held-out pairs": orm_heldout,
+                            "best-of-n (PRM)": best}}
     return finish_run("process_reward", cfg, ctx, scores,
                       outputs={"prm": prm, "orm": orm, "steps": steps, "best_of_n": best})

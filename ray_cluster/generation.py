@@ -6,7 +6,6 @@ stage never knows which one ran.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field

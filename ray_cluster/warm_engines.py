@@ -33,7 +33,7 @@ def take(model: RemoteFolder, model_id: str, spec: EngineSpec, threads: int, max
     rest. Kept engines of another spec, or of an earlier Ray session, are closed or forgotten first."""
     import ray
 
-    from ray_cluster.engine_pool import GenerationEngine
+    from ray_cluster.generation_engine import GenerationEngine
 
     key = (spec.model_dump_json(), threads)
     if _KEPT and (_KEPT["key"] != key or _KEPT["job"] != _job_id()):

@@ -48,6 +48,10 @@ def test_math_shepherd_labels_a_prm_and_best_of_n_by_prm_orm_and_majority(tmp_pa
     # the held-out step accuracy is over every step of steps_test
     heldout = store.manifest(result.scores["verifiers"]["PRM held-out steps"])["metrics"]
     assert heldout["n"] == sum(len(r["steps"]) for r in read_rows(store, result.outputs["steps"], "steps_test"))
+    # the outcome RM's own held-out pairwise accuracy, on the comparisons it was trained beside
+    orm_pairs = result.scores["verifiers"]["outcome RM held-out pairs"]
+    assert store.manifest(orm_pairs)["metrics"]["n"] == len(read_rows(store, input_of(orm_pairs, "preferences"),
+                                                                      "pairs_test"))
     best = store.manifest(result.outputs["best_of_n"])["metrics"]["curves"]
     assert [c["n"] for c in best] == [1, 2, 4] and all(c["problems"] == cfg.data.n_test for c in best)
     assert all(max(c["prm"], c["orm"], c["maj"]) <= c["oracle"] for c in best)
