@@ -83,7 +83,7 @@ def run_shards(
                 "generate_wall_s": round(time.time() - first_ready, 3)}
     finally:
         if warm and finished:
-            warm_engines.keep(dispatch.engines)
+            warm_engines.keep(dispatch.engines, spec, resources.cpus_per_engine)
         else:
             warm_engines.close(engines)
 

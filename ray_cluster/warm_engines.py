@@ -15,11 +15,13 @@ driver's exit.
 from __future__ import annotations
 
 import atexit
+import threading
 
 from ray_cluster.folders import RemoteFolder
 from ray_cluster.generation import EngineSpec
 
-_KEPT: dict = {}  # "key": (spec, threads), "job": the Ray job that created them, "engines": actor handles
+_KEPT: dict = {}  # "key": (spec, threads), "job": the Ray job that created them, "engines": idle actor handles
+_LOCK = threading.Lock()  # flows served side by side in one process share the kept set
 
 
 def _job_id() -> str:
@@ -29,22 +31,27 @@ def _job_id() -> str:
 
 
 def take(model: RemoteFolder, model_id: str, spec: EngineSpec, threads: int, max_restarts: int, n: int) -> list:
-    """`n` engine actors for `spec`: the kept ones first (they load `model` when first called), new ones for the
-    rest. Kept engines of another spec, or of an earlier Ray session, are closed or forgotten first."""
+    """`n` engine actors for `spec`: kept ones first (they load `model` when first called), new ones for the rest.
+    Kept engines of another spec or an earlier Ray session, and any that no longer answer, are closed first."""
     import ray
 
     from ray_cluster.generation_engine import GenerationEngine
 
-    key = (spec.model_dump_json(), threads)
-    if _KEPT and (_KEPT["key"] != key or _KEPT["job"] != _job_id()):
+    key = _key(spec, threads)
+    with _LOCK:
+        stale = bool(_KEPT) and (_KEPT["key"] != key or _KEPT["job"] != _job_id())
+    if stale:
         close_all()
-    kept = [engine for engine in _KEPT.pop("engines", []) if _alive(engine)]
+    with _LOCK:
+        idle = _KEPT.pop("engines", [])
+        _KEPT.update(key=key, job=_job_id())
+    answering = [_alive(engine) for engine in idle]
+    kept = [engine for engine, ok in zip(idle, answering) if ok]
+    close([engine for engine, ok in zip(idle, answering) if not ok])  # e.g. out of restarts, or still restarting
+    close(kept[n:])  # more than this stage wants: one set is kept, sized by the last stage
     actor_cls = ray.remote(GenerationEngine).options(num_cpus=0, scheduling_strategy="SPREAD",
                                                      max_restarts=max_restarts)
     fresh = [actor_cls.remote(model, model_id, spec, threads) for _ in range(n - len(kept[:n]))]
-    if len(kept) > n:  # keep the spare ones open for a later stage that wants more
-        _KEPT["spare"] = kept[n:]
-    _KEPT.update(key=key, job=_job_id())
     if not getattr(take, "_exit_hook", False):  # registered after ray.init: runs before Ray's own shutdown hook
         atexit.register(close_all)
         take._exit_hook = True
@@ -52,7 +59,7 @@ def take(model: RemoteFolder, model_id: str, spec: EngineSpec, threads: int, max
 
 
 def _alive(engine) -> bool:
-    """A kept engine answers (one that died while idle, out of restarts, is left out, not handed a stage)."""
+    """A kept engine answers a ping (one that died while idle, or is restarting, does not)."""
     import ray
 
     try:
@@ -61,9 +68,19 @@ def _alive(engine) -> bool:
         return False
 
 
-def keep(engines: list) -> None:
-    """The stage finished: its engines (the ones still alive) stay open for the next stage."""
-    _KEPT["engines"] = list(engines) + _KEPT.pop("spare", [])
+def keep(engines: list, spec: EngineSpec, threads: int) -> None:
+    """The stage finished: its engines stay open for the next stage; if another stage kept a set meanwhile
+    (flows side by side in one process), these are closed instead: one set is kept."""
+    with _LOCK:
+        mine = _KEPT.get("key") == _key(spec, threads) and not _KEPT.get("engines")
+        if mine:
+            _KEPT["engines"] = list(engines)
+    if not mine:
+        close(engines)
+
+
+def _key(spec: EngineSpec, threads: int) -> tuple:
+    return spec.model_dump_json(), threads
 
 
 def close(engines: list) -> None:
@@ -81,13 +98,14 @@ def close_all() -> None:
     """Shut every kept engine down (vLLM's explicit shutdown: no /dev/shm segments left) and forget them."""
     import ray
 
-    engines = _KEPT.pop("engines", []) + _KEPT.pop("spare", [])
-    same_session = ray.is_initialized() and _KEPT.get("job") == _job_id()
-    _KEPT.clear()
+    with _LOCK:
+        engines = _KEPT.pop("engines", [])
+        same_session = ray.is_initialized() and _KEPT.get("job") == _job_id()
+        _KEPT.clear()
     if same_session:
         close(engines)
 
 
 def kept_engines() -> list:
     """The engine actors open now (for tests and `winnow` diagnostics)."""
-    return list(_KEPT.get("engines", [])) + list(_KEPT.get("spare", []))
+    return list(_KEPT.get("engines", []))

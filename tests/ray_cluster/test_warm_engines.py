@@ -97,3 +97,38 @@ def _call_when_back(engine, prompts: list[PromptRecord], model: RemoteFolder, wa
             if time.time() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def test_one_set_is_kept_sized_by_the_last_stage_and_a_new_spec_replaces_it(models, ray_local):
+    """Bookkeeping that would otherwise leak engines (2 GiB of KV cache each for vLLM): a stage wanting fewer
+    engines closes the rest; a set kept while another is (flows side by side) is closed; another spec closes
+    the kept set. Transformers engines, as actors, start fastest."""
+    import ray
+
+    from ray_cluster import warm_engines
+
+    spec, other = EngineSpec(backend="hf"), EngineSpec(backend="hf", batch_size=7)
+    try:
+        two = warm_engines.take(models["a"], "m", spec, 1, 0, 2)
+        warm_engines.keep(two, spec, 1)
+        [first] = warm_engines.take(models["a"], "m", spec, 1, 0, 1)
+        assert first == two[0] and not _answers(two[1])  # the spare one was closed
+        concurrent = warm_engines.take(models["a"], "m", spec, 1, 0, 1)
+        warm_engines.keep([first], spec, 1)
+        warm_engines.keep(concurrent, spec, 1)  # a set is kept already: this one is closed
+        assert warm_engines.kept_engines() == [first] and not _answers(concurrent[0])
+        replacement = warm_engines.take(models["a"], "m", other, 1, 0, 1)
+        assert not _answers(first) and replacement[0] != first
+        assert ray.get(replacement[0].generate.remote(_prompts()[0], SamplingSpec(max_tokens=2), models["b"], "b"))
+        warm_engines.keep(replacement, other, 1)
+    finally:
+        warm_engines.close_all()
+
+
+def _answers(engine) -> bool:
+    import ray
+
+    try:
+        return ray.get(engine.ping.remote(), timeout=10)
+    except Exception:
+        return False
