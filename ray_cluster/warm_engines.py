@@ -2,7 +2,7 @@
 
 The quickstart started 9 vLLM engines of ~11.7 s each, 13% of its flow, though every model it samples from has the
 same architecture and tokenizer. Here the engines outlive the stage: the next stage takes them and each one
-swaps in its model's weights in place (`GenerationEngine.load`; ~0.1 s for the default model), or reopens the
+swaps in its model's weights in place (`GenerationEngine.load`; 4–37 ms for the quickstart's model), or reopens the
 backend in the same process when the model is of another shape. One set of engines is kept, for one engine spec
 and pool shape; asking for another closes it. A failed stage closes its engines (their state is unknown).
 

@@ -11,6 +11,8 @@ from pathlib import Path
 ENGINE_FILES = ("config.json", "generation_config.json", "tokenizer*", "special_tokens_map.json",
                 "added_tokens.json", "vocab*", "merges.txt", "*.jinja", "chat_template.json", "*.model",
                 "preprocessor_config.json")
+# every file a model's weights may be saved in (transformers' formats)
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.pt", "*.pth")
 
 
 def engine_files_digest(folder: Path) -> str:
@@ -26,10 +28,9 @@ def read_weights(folder: Path) -> dict | None:
     (the engine is then reopened from the folder instead)."""
     from safetensors.torch import load_file
 
-    if any(folder.glob("*.bin")) or any(folder.glob("*.pt")) or any(folder.glob("*.pth")):
-        return None
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
+    stored = {p for pattern in WEIGHT_FILES for p in folder.glob(pattern)}
+    files = sorted(p for p in stored if p.name.endswith(".safetensors"))
+    if not files or any(not p.name.endswith((".safetensors", ".safetensors.index.json")) for p in stored):
         return None
     weights: dict = {}
     for path in files:

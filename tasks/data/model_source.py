@@ -18,6 +18,7 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ray_cluster.model_inputs import ModelFolderError, check_causal_lm, read_model_config
+from ray_cluster.weight_files import WEIGHT_FILES
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.data.import_model import GGUFModelConfig, import_gguf_model
@@ -81,9 +82,6 @@ def check_model_folder(folder: Path, where: str) -> None:
         raise ModelSourceError(str(exc)) from None
     if not any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
         raise ModelSourceError(f"{where}: no tokenizer files; save the tokenizer into the model folder")
-
-
-WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.pt", "*.pth")
 
 
 def resave_as(src: Path, out: Path, dtype: str) -> None:

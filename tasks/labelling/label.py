@@ -26,10 +26,6 @@ from tasks.labelling import (label_code, label_gsm8k, label_instruction_reward, 
 from tasks.labelling.labellers import (BATCH_LABELLERS, NEEDS_OPTION, ROW_LABELLERS, LabelOptions,
                                        ProcessRewardOptions, RewardModelOptions, SANDBOXED, failure_label,
                                        labels_schema)
-
-# the LabelOptions fields that name a labeller's model (reward_model, process_reward, instruction_reward): what
-# the registered model labellers declared they need, in a stable order
-MODEL_OPTIONS = tuple(sorted(set(NEEDS_OPTION.values())))
 from tasks.core.progress import progress_bar
 from tasks.core.records import RecordSchema
 from tasks.labelling.reward_combine import COMBINERS, threshold_reward
@@ -37,6 +33,10 @@ from tasks.labelling.sandbox import SandboxLimits, confinement
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
+
+# the LabelOptions fields that name a labeller's model (reward_model, process_reward, instruction_reward): what
+# the registered model labellers declared they need, in a stable order
+MODEL_OPTIONS = tuple(sorted(set(NEEDS_OPTION.values())))
 
 
 class LabellerSpec(BaseModel):
