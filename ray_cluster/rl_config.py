@@ -96,3 +96,11 @@ class OnlineRLConfig(_Strict):
     trainer: TrainerResources = TrainerResources()
     rm_times_labels: bool = Field(default=False, description="with a reward model: reward = RM score × the "
                                   "labellers' reward (WizardMath's product rI·rA); else the RM score alone")
+
+    @property
+    def old_logp_in_update(self) -> bool:
+        """One optimiser step per batch of rollouts and no KL in the reward: the rollout-time log-probs are the
+        update's own forward pass (same weights), so the trainer skips a separate pass for them (TRL does the
+        same when num_iterations is 1); the sampler-vs-trainer metrics then come from the update."""
+        return self.optim.epochs * self.optim.minibatches == 1 and (
+            self.algorithm.kl_in == "loss" or self.algorithm.kl_coef == 0)

@@ -3,6 +3,7 @@ the Prefect task run (every 10%), so a run started from a schedule or the UI sho
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -54,3 +55,15 @@ def progress_bar(description: str, total: float, enabled: bool = True, unit: str
     )
     with progress:
         yield Bar(progress, progress.add_task(description, total=total, info=""), description, total, unit)
+
+
+class Laps:
+    """Seconds between successive marks, by name: where one iteration of a loop spends its time (online RL
+    records rollout, labelling, scoring and update seconds per iteration, as verl's timing_s/* do)."""
+
+    def __init__(self) -> None:
+        self.last, self.seconds = time.perf_counter(), {}
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name], self.last = now - self.last, now

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from ray_cluster.rl_config import OnlineRLConfig
 from models.rl.losses import AdaptiveKL, FixedKL
 from ray_cluster.generation import prompt_seed
-from tasks.core.progress import progress_bar, run_logger
+from tasks.core.progress import Laps, progress_bar, run_logger
 from tasks.core.stage_cache import StageContext, StageParts, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tracking import log_history
@@ -112,13 +112,18 @@ def _loop(name: str, actors: Actors, train: list[dict], test: list[dict], cfg: O
         for it in range(len(history), cfg.iterations):
             started = time.time()
             problems = prompt_order(train, cfg.seed, it * per_iter, per_iter)  # position = it × P: resume-exact
+            laps = Laps()
             samples = rollout(actors, problems, cfg, seed=prompt_seed(cfg.seed, f"iteration-{it}"))
+            laps.mark("rollout_s")
             labels = label_samples(actors, problems, samples, label, cfg.rm_times_labels)
+            laps.mark("label_s")
             batch = advantages_for(actors, problems, samples, labels, cfg, kl.value)
+            laps.mark("score_s")
             stats = actors.update(batch, kl.value, seed=cfg.seed * 100_003 + it)
+            laps.mark("update_s")
             kl.update(stats["kl"], per_iter * cfg.rollout.group_size)
             sync_s = actors.sync_weights()
-            row = batch.metrics | stats | {"iteration": it + 1, "sync_s": sync_s, "kl_coef": kl.value}
+            row = batch.metrics | stats | laps.seconds | {"iteration": it + 1, "sync_s": sync_s, "kl_coef": kl.value}
             due = (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations
             row["heldout_acc"] = evaluate_greedy(actors, test, label) if due else None  # a column in every row
             row["wall_s"] = time.time() - started

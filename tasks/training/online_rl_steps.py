@@ -71,7 +71,11 @@ class Actors:
                                             kl_coef, seed)]
         if self.critic is not None:
             calls.append(self.critic.update.remote(batch.tensors, batch.returns, batch.values, seed))
-        return {k: v for stats in ray.get(calls) for k, v in stats.items()}
+        stats = {k: v for result in ray.get(calls) for k, v in result.items()}
+        if batch.old_logp is None:  # the update's own pass gave the rollout-time log-probs
+            batch.old_logp = stats.pop("old_logp")
+            batch.metrics |= trainer_logp_metrics(batch)
+        return stats
 
     def close(self) -> None:
         import ray
@@ -200,8 +204,9 @@ def label_samples(actors: Actors, problems: list[dict], samples: list[list[Token
 class RLBatch:
     tensors: dict[str, torch.Tensor]  # pack(): input_ids, attention_mask (B, L); response_mask, logprob_index (B, T)
     advantages: torch.Tensor  # (B, T)
-    old_logp: torch.Tensor  # (B, T)
+    old_logp: torch.Tensor | None  # (B, T); None until the update when it is the update's own pass
     ref_logp: torch.Tensor  # (B, T)
+    sampler_logp: torch.Tensor  # (B, T) what the engines reported for the same tokens
     rewards: torch.Tensor  # (B,) what the advantages were computed from
     values: torch.Tensor | None = None  # (B, T) the critic's, at rollout time
     returns: torch.Tensor | None = None  # (B, T) the critic's targets
@@ -219,15 +224,16 @@ def advantages_for(actors: Actors, problems: list[dict], samples: list[list[Toke
     tensors = pack([actors.encoded[problems[g]["id"]] for g, _ in flat], [s.token_ids for _, s in flat],
                    actors.pad_id)
     mask = tensors["response_mask"]  # (B, T)
-    scored = ray.get(actors.trainer.score.remote(tensors))
+    scored = ray.get(actors.trainer.score.remote(tensors, policy=not cfg.old_logp_in_update))
     old, ref = scored["old_logp"], scored["ref_logp"]
     scores = torch.tensor([float(lab["reward"]) for lab in labels])  # (B,)
     eos = torch.tensor([s.eos for _, s in flat])
     rewards = missing_eos_penalty(scores, eos, alg.missing_eos_penalty)
     if alg.whiten_rewards:
         rewards = whiten(rewards, torch.ones_like(rewards), shift_mean=False)
-    kl_tokens = KL_ESTIMATORS.lookup("k1")(old, ref) * mask  # (B, T) the reward-side KL is k1 (InstructGPT)
-    token_rewards = shaped_token_rewards(rewards, kl_tokens, mask, kl_coef if alg.kl_in == "reward" else 0.0)
+    in_reward = alg.kl_in == "reward" and old is not None
+    kl_tokens = KL_ESTIMATORS.lookup("k1")(old, ref) * mask if in_reward else torch.zeros_like(ref)  # (B, T) k1
+    token_rewards = shaped_token_rewards(rewards, kl_tokens, mask, kl_coef if in_reward else 0.0)  # (InstructGPT)
     seq_rewards = token_rewards.sum(-1)  # (B,) critic-free estimators see the KL-shaped sequence reward
     groups = torch.tensor([g for g, _ in flat])
     values = ray.get(actors.critic.values.remote(tensors)) if actors.critic is not None else None
@@ -242,18 +248,28 @@ def advantages_for(actors: Actors, problems: list[dict], samples: list[list[Toke
         adv[torch.isin(groups, torch.tensor(same, dtype=torch.long))] = 0.0
     if alg.whiten_advantages:
         adv = whiten(adv, mask)
-    sampler = torch.zeros_like(old)
+    sampler = torch.zeros_like(ref)
     for b, (_, s) in enumerate(flat):
         sampler[b, : len(s.logprobs)] = torch.tensor(s.logprobs)
-    diff = (sampler - old).abs() * mask
     metrics = {"reward_mean": float(scores.mean()), "accuracy": sum(bool(lab["correct"]) for lab in labels)
                / len(labels), "response_len": float(mask.sum(-1).mean()), "eos_rate": float(eos.float().mean()),
-               "logprob_diff": float(diff.sum() / mask.sum().clamp(min=1)), "logprob_diff_max": float(diff.max()),
-               "ref_kl": float(masked_mean(kl_tokens, mask)), "uniform_groups_dropped": dropped,
+               "uniform_groups_dropped": dropped,
                "unjudged": sum(lab.get("status") in ("label_timeout", "label_error") for lab in labels)}
     if "rm_score" in labels[0]:
         metrics["rm_score"] = sum(lab["rm_score"] for lab in labels) / len(labels)
-    return RLBatch(tensors, adv * mask, old, ref, rewards, values, returns, metrics)
+    batch = RLBatch(tensors, adv * mask, old, ref, sampler, rewards, values, returns, metrics)
+    if old is not None:
+        batch.metrics |= trainer_logp_metrics(batch)
+    return batch
+
+
+def trainer_logp_metrics(batch: RLBatch) -> dict:
+    """How far the engines' log-probs are from the trainer's for the same tokens (the weight sync's proof, every
+    iteration), and the policy's k1 KL to the reference at rollout time."""
+    mask = batch.tensors["response_mask"]  # (B, T)
+    diff = (batch.sampler_logp - batch.old_logp).abs() * mask
+    return {"logprob_diff": float(diff.sum() / mask.sum().clamp(min=1)), "logprob_diff_max": float(diff.max()),
+            "ref_kl": float(masked_mean(KL_ESTIMATORS.lookup("k1")(batch.old_logp, batch.ref_logp) * mask, mask))}
 
 
 def evaluate_greedy(actors: Actors, test: list[dict], label: LabelConfig) -> float:

@@ -160,6 +160,11 @@ def test_rl_vs_trl_trains_both_sides_for_the_same_updates_and_scores_them_alike(
     assert [r["trl_updates"] for r in result["runs"]] == [cfg.rl.iterations]
     ours = [m for m in store.list("train_online") if m["config"]["rl"] == cfg.rl.model_dump(mode="json")]
     assert len(ours) == 1 and len(store.list("train_trl_grpo")) == 1
+    # one step per rollout batch: the update's own pass gave the rollout-time log-probs, and they are the engines'
+    import pyarrow.parquet as pq
+
+    history = pq.read_table(store.local_path(store.lookup("train_online", ours[0]["key"])) / "metrics.parquet")
+    assert len(history) == cfg.rl.iterations and max(history.column("logprob_diff").to_pylist()) < 1e-4
     # every accuracy is a score the same evaluation wrote, over the same held-out problems
     scores = {e["metrics"]["accuracy"] for e in store.list("score_accuracy")}
     assert {result["base_acc"], result["winnow_acc"], result["trl_acc"]} <= scores

@@ -21,7 +21,7 @@ from tasks.training.online_rl_steps import prompt_order
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 PER_STEP = {"reward_mean", "accuracy", "kl", "entropy", "response_len", "clip_frac", "policy_loss", "logprob_diff",
-            "sync_s", "eos_rate", "lr", "kl_coef"}
+            "sync_s", "eos_rate", "lr", "kl_coef", "rollout_s", "label_s", "score_s", "update_s"}
 
 
 def _online(store: ArtifactStore) -> Path:

@@ -61,3 +61,36 @@ def test_the_critic_micro_batches_to_the_same_step(model_dir):
     assert after[None] and max(float(g.abs().max()) for g in after[None].values()) > 1e-4
     for name, grad in after[None].items():
         assert torch.allclose(grad, after[2][name], atol=1e-7, rtol=1e-4), name
+
+
+def test_one_on_policy_step_takes_its_old_logprobs_from_its_own_pass(model_dir):
+    """One step per batch: the update without a separate scoring pass moves the policy exactly as the update
+    with the scored old log-probs does, and hands back those log-probs in batch order (micro-batched and
+    shuffled inside)."""
+    from ray_cluster.policy_trainer import PolicyTrainer
+
+    batch = pack(PROMPTS, RESPONSES, pad_id=0)
+    advantages = torch.tensor([1.0, -0.5, 0.3, -1.0, 0.7])[:, None] * batch["response_mask"]
+    cfg = _cfg("seq_mean_token_mean", micro=2)
+    assert cfg.old_logp_in_update
+    after, returned = {}, {}
+    for scored_first in (True, False):
+        trainer = PolicyTrainer(RemoteFolder(uri=str(model_dir)), cfg)
+        scored = trainer.score(batch, policy=scored_first)
+        assert (scored["old_logp"] is None) is not scored_first
+        stats = trainer.update(batch, advantages, scored["old_logp"], scored["ref_logp"] - 0.3, 0.1, seed=3)
+        returned[scored_first] = stats.pop("old_logp", scored["old_logp"])
+        assert stats["clip_frac"] == 0.0
+        after[scored_first] = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    assert torch.allclose(returned[False], returned[True], atol=1e-6)
+    moved = max(float((after[True][n] - p.detach()).abs().max())
+                for n, p in PolicyTrainer(RemoteFolder(uri=str(model_dir)), cfg).model.named_parameters())
+    assert moved > 1e-5
+    for name, weight in after[True].items():
+        assert torch.allclose(weight, after[False][name], atol=1e-6), name
+    # with more than one step the rollout-time log-probs must be scored before the first
+    several = PolicyTrainer(RemoteFolder(uri=str(model_dir)), _cfg("token_mean", None).model_copy(
+        update={"optim": RLOptimConfig(lr=1e-3, minibatches=2)}))
+    assert not several.cfg.old_logp_in_update
+    with pytest.raises(ValueError, match="one optimiser step"):
+        several.update(batch, advantages, None, scored["ref_logp"], 0.1, seed=0)
