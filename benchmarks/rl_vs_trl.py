@@ -6,7 +6,9 @@ resulting policy is scored by the same greedy held-out evaluation as the base. W
 stage (vLLM rollouts on Ray, weights synced in place); TRL's is a stage here that runs `GRPOTrainer` in-process
 (transformers generation: TRL 1.16 supports vLLM 0.22-0.31 only, shared/STACK.md). Wall times are each training
 stage's own (start-up to saved policy; the stage manifests record them, so a rerun that reuses a stage reports the
-time it took when it ran). TRL is a benchmark-only extra (`pip install -e ".[bench]"`), never a runtime dependency.
+time it took when it ran; Winnow's RL stages share the rollout engine the first one starts, so the first seed's
+wall includes that engine's start and the others' do not). TRL is a benchmark-only extra
+(`pip install -e ".[bench]"`), never a runtime dependency.
 
     python benchmarks/rl_vs_trl.py [-c vs_trl] [--seeds 3] [-s key=value ...]
 
@@ -145,12 +147,17 @@ def compare(cfg: GRPOConfig, seeds: int, micro_batch: int) -> dict:
         return store.manifest(evaluate_model(name, model, start.problems, evaluation, ctx)["pass@1"])["metrics"][
             "accuracy"]
 
-    runs = []
+    # every training stage first, then every evaluation: Winnow's RL stages take turns on the rollout engine the
+    # first one started (kept between stages, as for any run of several RL stages in one driver), so only the
+    # first seed's wall includes a vLLM start (per-seed walls are printed); evaluation engines are another spec
+    trained = []
     for seed in range(seeds):
         rl = cfg.rl.model_copy(update={"seed": cfg.rl.seed + seed})
         ours = train_online("grpo", OnlineRLStart(policy=start.base, problems=start.problems,
                                                   test_split=evaluation.greedy.split), rl, cfg.label, ctx)
-        theirs = train_trl("trl", start.base, start.problems, rl, cfg.label, micro_batch, ctx)
+        trained.append((rl, ours, train_trl("trl", start.base, start.problems, rl, cfg.label, micro_batch, ctx)))
+    runs = []
+    for rl, ours, theirs in trained:
         trl_manifest = store.manifest(theirs)
         runs.append({"seed": rl.seed, "winnow_acc": accuracy(f"winnow-{rl.seed}", ours),
                      "trl_acc": accuracy(f"trl-{rl.seed}", theirs),

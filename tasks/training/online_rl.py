@@ -70,6 +70,7 @@ def train_online(name: str, start: OnlineRLStart, cfg: OnlineRLConfig, label: La
         rm = store.folder(start.reward_model) if start.reward_model is not None else None
         actors = start_actors(store.folder(start.policy), store.local_path(start.policy), train + test, cfg, ctx,
                               critic_init=rm, reward_model=rm)
+        finished = False
         try:
             history, kl = _resume(actors, parts, cfg, out)
             resumed_from = len(history)
@@ -77,10 +78,11 @@ def train_online(name: str, start: OnlineRLStart, cfg: OnlineRLConfig, label: La
             log_history(ctx.tracking, run_name=f"train_online[{name}]", tags={"winnow.run_id": ctx.run_id,
                         "winnow.stage": "train_online"}, params=_keyed(cfg, label), history=history,
                         step_key="iteration")
-            return _finish(name, actors, store.local_path(start.policy), parts, history, out) | {
-                "resumed_from_iteration": resumed_from}
+            result = _finish(name, actors, store.local_path(start.policy), parts, history, out)
+            finished = True
+            return result | {"resumed_from_iteration": resumed_from}
         finally:
-            actors.close()
+            actors.close(finished)  # a failed run's engines are in an unknown state: closed, not kept
 
     return run_stage(ctx, "train_online", _keyed(cfg, label),
                      inputs, compute, resumable=True)

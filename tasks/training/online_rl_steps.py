@@ -33,6 +33,7 @@ class Actors:
     max_tokens: int
     critic: object | None = None  # PPO's value model
     scorer: object | None = None  # a reward model read at EOS (InstructGPT's reward)
+    warm: tuple | None = None  # (engine spec, threads) when the engines came from, and go back to, the kept set
 
     @property
     def learners(self) -> dict:
@@ -77,15 +78,17 @@ class Actors:
             batch.metrics |= trainer_logp_metrics(batch)
         return stats
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Engines of a finished run go back to the kept set (ray_cluster/warm_engines.py) when they came from
+        it; any other engines, and the learners, end here."""
         import ray
 
-        for engine in self.engines:
-            try:
-                ray.get(engine.close.remote(), timeout=60)
-            except Exception:  # a dead engine has nothing left to close
-                pass
-            ray.kill(engine, no_restart=True)
+        from ray_cluster import warm_engines
+
+        if finished and self.warm is not None:
+            warm_engines.keep(self.engines, *self.warm)
+        else:
+            warm_engines.close(self.engines)
         for actor in [self.trainer, self.critic, self.scorer]:
             if actor is not None:
                 ray.kill(actor, no_restart=True)
@@ -100,7 +103,6 @@ def start_actors(folder: RemoteFolder, local: Path, problems: list[dict], cfg: O
 
     from models.sft_data import encode_prompt
     from ray_cluster.connect import ensure_ray
-    from ray_cluster.engine_pool import GenerationEngine
     from ray_cluster.policy_trainer import PolicyTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(local)
@@ -113,10 +115,7 @@ def start_actors(folder: RemoteFolder, local: Path, problems: list[dict], cfg: O
                              f"context is {context}")
         encoded[row["id"]] = ids
     ensure_ray(ctx.ray)
-    pool = cfg.rollout.pool
-    engine_cls = ray.remote(GenerationEngine).options(num_cpus=pool.cpus_per_engine, num_gpus=pool.gpus_per_engine)
-    engines = [engine_cls.remote(folder, "policy", cfg.rollout.engine, pool.cpus_per_engine)
-               for _ in range(pool.num_engines)]
+    engines, warm, loading = _engines(folder, cfg)
     trainer = ray.remote(PolicyTrainer).options(num_cpus=cfg.trainer.num_cpus, num_gpus=cfg.trainer.num_gpus
                                                 ).remote(folder, cfg)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -131,7 +130,33 @@ def start_actors(folder: RemoteFolder, local: Path, problems: list[dict], cfg: O
         from ray_cluster.reward_scorer import RewardScorer
 
         scorer = ray.remote(RewardScorer).options(**side).remote(reward_model, context, cfg.trainer.threads)
-    return Actors(engines, trainer, tokenizer, encoded, pad, cfg.rollout.max_tokens, critic, scorer)
+    actors = Actors(engines, trainer, tokenizer, encoded, pad, cfg.rollout.max_tokens, critic, scorer, warm)
+    try:
+        ray.get(loading)  # after every actor was asked for: the learners start while the engines load
+    except BaseException:
+        actors.close()
+        raise
+    return actors
+
+
+def _engines(folder: RemoteFolder, cfg: OnlineRLConfig) -> tuple[list, tuple | None, list]:
+    """The rollout engines, holding the starting policy. CPU engines come from the driver's kept set (an RL stage
+    after another one with the same engine spec, e.g. the next seed, starts no engine: ~11 s of vLLM start-up
+    each on this machine) and load the policy in place; GPU engines, or `keep_warm: false`, start here.
+    Returns (engines, the kept set's key or None, the loads to wait for)."""
+    import ray
+
+    from ray_cluster import warm_engines
+    from ray_cluster.engine_pool import GenerationEngine
+
+    pool, spec = cfg.rollout.pool, cfg.rollout.engine
+    if pool.keep_warm and pool.gpus_per_engine == 0:
+        engines = warm_engines.take(folder, "policy", spec, pool.cpus_per_engine, 0, pool.num_engines)
+        # a kept engine holds another policy (the last run's final one); a fresh one loads nothing again
+        return engines, (spec, pool.cpus_per_engine), [engine.load.remote(folder, "policy") for engine in engines]
+    engine_cls = ray.remote(GenerationEngine).options(num_cpus=pool.cpus_per_engine, num_gpus=pool.gpus_per_engine)
+    engines = [engine_cls.remote(folder, "policy", spec, pool.cpus_per_engine) for _ in range(pool.num_engines)]
+    return engines, None, [engine.ping.remote() for engine in engines]
 
 
 def prompt_order(rows: list[dict], seed: int, start: int, count: int) -> list[dict]:

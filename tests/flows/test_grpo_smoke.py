@@ -117,7 +117,7 @@ def test_a_killed_driver_resumes_at_its_last_checkpoint_and_ends_where_an_unbrok
     assert manifest["metrics"]["resumed_from_iteration"] == 2  # checkpoint_every 1; iteration 3 was not saved
 
     folder = _online(store)
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("wall_s", "sync_s")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731 (seconds)
     assert strip(pq.read_table(folder / "metrics.parquet").to_pylist()) == strip(
         pq.read_table(reference / "metrics.parquet").to_pylist())
     assert pq.read_table(folder / "rollouts.parquet").to_pylist() == pq.read_table(
@@ -159,3 +159,20 @@ def test_the_loop_climbs_a_reward_the_policy_can_reach(tmp_path, ray_local, warm
     history = pq.read_table(store.local_path(climb()) / "metrics.parquet").to_pylist()
     first, last = history[0]["reward_mean"], sum(r["reward_mean"] for r in history[-2:]) / 2
     assert first < 0.5 and last > first + 0.3, [round(r["reward_mean"], 3) for r in history]
+
+    # the run's engine stays open; the next RL stage in this driver starts from the SFT base on it, so the engine
+    # must have dropped the climbed policy: its log-probs are the new trainer's from the first iteration
+    from ray_cluster.warm_engines import kept_engines
+
+    [engine] = kept_engines()
+    again = cfg.rl.model_copy(update={"seed": 7, "iterations": 1})
+
+    @flow
+    def next_run():
+        ctx = start_run(cfg)
+        start = sft_base(cfg, ctx)
+        return train_online("again", OnlineRLStart(policy=start.base, problems=start.problems), again, label, ctx)
+
+    [row] = pq.read_table(store.local_path(next_run()) / "metrics.parquet").to_pylist()
+    assert [e._actor_id for e in kept_engines()] == [engine._actor_id]
+    assert row["logprob_diff"] < 1e-4 and history[-1]["logprob_diff"] < 1e-4
