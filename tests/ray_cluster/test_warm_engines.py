@@ -20,6 +20,14 @@ WARM = PoolResources(num_engines=1, cpus_per_engine=1)
 COLD = WARM.model_copy(update={"keep_warm": False})
 
 
+@pytest.fixture(autouse=True)
+def no_kept_set(ray_local):
+    """Start without engines kept by earlier tests in this process (an online RL stage gives its engines back)."""
+    from ray_cluster.warm_engines import close_all
+
+    close_all()
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, RemoteFolder]:
     from generation_assets import TINY, build_model_folder
@@ -112,13 +120,13 @@ def test_one_set_is_kept_sized_by_the_last_stage_and_a_new_spec_replaces_it(mode
         two = warm_engines.take(models["a"], "m", spec, 1, 0, 2)
         warm_engines.keep(two, spec, 1)
         [first] = warm_engines.take(models["a"], "m", spec, 1, 0, 1)
-        assert first == two[0] and not _answers(two[1])  # the spare one was closed
+        assert first == two[0] and _closed(two[1])  # the spare one was closed
         concurrent = warm_engines.take(models["a"], "m", spec, 1, 0, 1)
         warm_engines.keep([first], spec, 1)
         warm_engines.keep(concurrent, spec, 1)  # a set is kept already: this one is closed
-        assert warm_engines.kept_engines() == [first] and not _answers(concurrent[0])
+        assert warm_engines.kept_engines() == [first] and _closed(concurrent[0])
         replacement = warm_engines.take(models["a"], "m", other, 1, 0, 1)
-        assert not _answers(first) and replacement[0] != first
+        assert _closed(first) and replacement[0] != first
         assert ray.get(replacement[0].generate.remote(_prompts()[0], SamplingSpec(max_tokens=2), models["b"], "b"))
         warm_engines.keep(replacement, other, 1)
     finally:
@@ -132,3 +140,14 @@ def _answers(engine) -> bool:
         return ray.get(engine.ping.remote(), timeout=10)
     except Exception:
         return False
+
+
+def _closed(engine, wait_s: float = 30) -> bool:
+    """The engine stops answering within `wait_s` (ray.kill is asynchronous: a ping sent right after it may still
+    be answered); one that was wrongly kept answers all along."""
+    deadline = time.time() + wait_s
+    while _answers(engine):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
