@@ -9,6 +9,8 @@ import threading
 
 from math_verify import parse, verify
 
+from ray_cluster.calculator import calc_result
+
 _FINAL = re.compile(r"####([^\n]*)")
 _BOXED_ANY = re.compile(r"\\(?:boxed|fbox)(?:\s*\{|\s+([^\s{}$]+))")
 _THE_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is:?\s*(.+?)\s*(?:\.\s*)?$", re.MULTILINE)
@@ -90,6 +92,20 @@ def calc_path_grounded(path: list[str] | tuple[str, ...], question: str) -> bool
             return False
         known |= {_canonical(n) for n in _NUMBER.findall(result)}
     return True
+
+
+def sound_steps(path: list[str] | tuple[str, ...], question: str) -> list[bool]:
+    """Per `a op b = c` equation: its arithmetic holds and every operand is a quantity the question states or an
+    earlier equation's result. Tiny-arith's 350-step base reaches 90% of its right answers through steps like
+    `1+2=4` (docs/online-rl.md), so the final answer alone rewards luck; this is the check of each step."""
+    known, verdicts = question_quantities(question), []
+    for equation in path:
+        expr, equals, result = equation.rpartition("=")
+        value = calc_result(expr) if equals else None
+        holds = value is not None and value == calc_result(result)
+        verdicts.append(holds and all(_canonical(n) in known for n in _NUMBER.findall(expr)))
+        known |= {_canonical(n) for n in _NUMBER.findall(result)}
+    return verdicts
 
 
 def answers_match(predicted: str | None, reference: str) -> bool:

@@ -7,7 +7,7 @@ import re
 import pyarrow as pa
 
 from tasks.labelling.answers import (answers_match, calc_path_grounded, extract_answer, extract_calc_path,
-                           extract_final_answer)
+                           extract_final_answer, sound_steps)
 from tasks.labelling.labellers import LabelOptions, register_labeller, require_field
 from tasks.labelling.sandbox import run_sandboxed
 
@@ -40,6 +40,22 @@ def label_math_answer(completion: str, problem: dict, options: LabelOptions) -> 
             "reference_calc_path": list(extract_calc_path(solution)) if isinstance(solution, str) else None,
             "grounded": calc_path_grounded(path, question) if isinstance(question, str) else None,
             "status": "answered" if predicted is not None else "no_answer", "error": None}
+
+
+@register_labeller("calculation_check", fields={"calc_steps": pa.int64(), "calc_sound": pa.int64()})
+def label_calculation_check(completion: str, problem: dict, options: LabelOptions) -> dict:
+    """A rule-based process reward for annotated solutions (GSM8K's `<<a*b=c>>`): the share of steps whose
+    arithmetic holds and whose operands come from the question or an earlier step; 0 without steps.
+
+    A shaping term beside `math_answer` (`combine: weighted_sum`), not a verdict: `correct` is None, so the
+    combined `correct` stays the answer's. Padding a wrong solution with sound steps cannot reach the answer's
+    reward, and every step is checked from the question's text, which the policy does not write.
+    """
+    question = require_field(problem, "question")
+    verdicts = sound_steps(extract_calc_path(completion), question)
+    return {"pred": None, "correct": None, "reward": sum(verdicts) / len(verdicts) if verdicts else 0.0,
+            "calc_steps": len(verdicts), "calc_sound": sum(verdicts),
+            "status": "answered" if verdicts else "no_answer", "error": None}
 
 
 def extract_program(completion: str) -> str | None:

@@ -76,3 +76,17 @@ def test_extract_boxed(text, expected):
     from tasks.labelling.answers import extract_boxed
 
     assert extract_boxed(text) == expected
+
+
+def test_sound_steps_checks_each_equations_arithmetic_and_its_operands():
+    from tasks.labelling.answers import sound_steps
+
+    question = "Ann has 1 apple. She buys 5 more. She buys 5 bags with 8 apples in each bag."
+    assert sound_steps(["1+5=6", "5*8=40", "6+40=46"], question) == [True, True, True]
+    # wrong arithmetic; then a right sum over the wrong result (its operands were produced, so it is sound)
+    assert sound_steps(["1+5=7", "7+40=47"], question) == [False, False]  # 40 was never produced
+    assert sound_steps(["1+5=7", "7*8=56"], question) == [False, True]
+    assert sound_steps(["4*8=32"], question) == [False]  # 4 comes from nowhere, though 4*8=32 holds
+    assert sound_steps(["1+5=6.0", "6/4=1.5"], question.replace("5 bags", "4 bags")) == [True, True]
+    assert sound_steps(["1+5", "import os=0", "1+5=six"], question) == [False, False, False]
+    assert sound_steps([], question) == []

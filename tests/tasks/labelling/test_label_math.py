@@ -88,3 +88,27 @@ def test_hybrid_judges_code_as_pot_and_prose_as_cot():
     cot = label_math_hybrid("12 - 5 = 7 apples.\nThe answer is 7.", {"final": "7"}, OPTIONS)
     assert cot["mode"] == "cot" and cot["correct"]
     assert extract_program("no code") is None
+
+
+def test_calculation_check_rewards_the_share_of_sound_steps_and_casts_no_verdict():
+    from tasks.labelling.label import LabelConfig, combine_labels
+
+    check = ROW_LABELLERS["calculation_check"]
+    problem = {"id": "p", "final": "46",
+               "question": "Ann has 1 apple. She buys 5 more. She buys 5 bags with 8 apples in each bag."}
+    lucky = " 1+5 = <<1+5=6>>6.\n4*8 = <<4*8=32>>32.\n6+32 = <<6+32=46>>46.\n#### 46"  # right answer, 2 bad steps
+    label = check(lucky, problem, OPTIONS)
+    assert (label["reward"], label["calc_steps"], label["calc_sound"], label["correct"]) == (1 / 3, 3, 1, None)
+    assert check("#### 46", problem, OPTIONS)["reward"] == 0.0  # no steps: nothing to credit
+    with pytest.raises(ValueError, match="'question'"):
+        check(lucky, {"id": "p", "final": "46"}, OPTIONS)
+    # beside the answer check, under weighted_sum: the reward adds up, `correct` stays the answer's verdict
+    cfg = LabelConfig(labellers=[{"name": "math_answer"}, {"name": "calculation_check", "weight": 0.5}],
+                      combine="weighted_sum")
+    combined = combine_labels({"math_answer": label_math_answer(lucky, problem, OPTIONS),
+                               "calculation_check": label}, cfg)
+    assert combined["correct"] is True and combined["reward"] == pytest.approx(1 + 0.5 / 3)
+    sound_but_wrong = " 1+5 = <<1+5=6>>6.\n#### 6"
+    combined = combine_labels({"math_answer": label_math_answer(sound_but_wrong, problem, OPTIONS),
+                               "calculation_check": check(sound_but_wrong, problem, OPTIONS)}, cfg)
+    assert combined["correct"] is False and combined["reward"] == 0.5  # below any right answer's reward
