@@ -112,3 +112,20 @@ def test_calculation_check_rewards_the_share_of_sound_steps_and_casts_no_verdict
     combined = combine_labels({"math_answer": label_math_answer(sound_but_wrong, problem, OPTIONS),
                                "calculation_check": check(sound_but_wrong, problem, OPTIONS)}, cfg)
     assert combined["correct"] is False and combined["reward"] == 0.5  # below any right answer's reward
+
+
+def test_math_answer_sound_is_right_only_through_sound_steps():
+    sound = ROW_LABELLERS["math_answer_sound"]
+    problem = {"id": "p", "final": "46",
+               "question": "Ann has 1 apple. She buys 5 more. She buys 5 bags with 8 apples in each bag."}
+    right = " 1+5 = <<1+5=6>>6.\n5*8 = <<5*8=40>>40.\n6+40 = <<6+40=46>>46.\n#### 46"
+    assert sound(right, problem, OPTIONS)["correct"] is True and sound(right, problem, OPTIONS)["reward"] == 1.0
+    lucky_arithmetic = " 1+5 = <<1+5=6>>6.\n5*8 = <<5*8=41>>41.\n6+41 = <<6+41=46>>46.\n#### 46"
+    lucky_operand = " 7*6 = <<7*6=42>>42.\n42+4 = <<42+4=46>>46.\n#### 46"  # right sums of numbers from nowhere
+    no_steps = " 46\n#### 46"
+    wrong = " 1+5 = <<1+5=6>>6.\n#### 6"
+    for text, case in [(lucky_arithmetic, "wrong step"), (lucky_operand, "ungrounded"), (no_steps, "no steps"),
+                       (wrong, "wrong answer")]:
+        label = sound(text, problem, OPTIONS)
+        assert (label["correct"], label["reward"]) == (False, 0.0), case
+        assert label["pred"] == label_math_answer(text, problem, OPTIONS)["pred"]
