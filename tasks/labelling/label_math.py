@@ -54,7 +54,7 @@ def label_math_answer_sound(completion: str, problem: dict, options: LabelOption
     return label | {"correct": sound, "reward": float(sound)}
 
 
-@register_labeller("calculation_check", fields={"calc_steps": pa.int64(), "calc_sound": pa.int64()})
+@register_labeller("calculation_check", fields={"calc_steps": pa.int64(), "calc_sound": pa.int64()}, answers=False)
 def label_calculation_check(completion: str, problem: dict, options: LabelOptions) -> dict:
     """A rule-based process reward for annotated solutions (GSM8K's `<<a*b=c>>`): the share of steps whose
     arithmetic holds and whose operands come from the question or an earlier step; 0 without steps.

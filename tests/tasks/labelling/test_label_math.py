@@ -4,7 +4,7 @@ import pytest
 from tasks.data.gsm8k import read_gsm8k
 from tasks.data.math500 import read_math500
 from tasks.labelling.label_math import extract_program, label_math_answer, label_math_hybrid, label_program_of_thought
-from tasks.labelling.labellers import ROW_LABELLERS, LabelOptions
+from tasks.labelling.labellers import ROW_LABELLERS, LabelOptions, answers_vote
 from tasks.labelling.sandbox import SandboxLimits
 
 OPTIONS = LabelOptions(sandbox=SandboxLimits(wall_seconds=5, cpu_seconds=3, memory_mb=512))
@@ -100,6 +100,7 @@ def test_calculation_check_rewards_the_share_of_sound_steps_and_casts_no_verdict
     label = check(lucky, problem, OPTIONS)
     assert (label["reward"], label["calc_steps"], label["calc_sound"], label["correct"]) == (1 / 3, 3, 1, None)
     assert check("#### 46", problem, OPTIONS)["reward"] == 0.0  # no steps: nothing to credit
+    assert not answers_vote(["calculation_check"])  # no answer of its own: maj@K does not vote on its labels
     with pytest.raises(ValueError, match="'question'"):
         check(lucky, {"id": "p", "final": "46"}, OPTIONS)
     # beside the answer check, under weighted_sum: the reward adds up, `correct` stays the answer's verdict
