@@ -85,27 +85,31 @@ def calc_path_grounded(path: list[str] | tuple[str, ...], question: str) -> bool
     """Whether every operand of every `a op b = c` equation is a quantity the question states or the result of
     an earlier equation. A right answer reached through a number from nowhere (`7+2=9` when no 2 was given) is
     a lucky guess, not a reasoning path; with small answers such guesses are common (docs/rft-calibration.md)."""
-    known = question_quantities(question)
+    return all(grounded_steps(path, question))
+
+
+def grounded_steps(path: list[str] | tuple[str, ...], question: str) -> list[bool]:
+    """Per equation: every operand is a quantity the question states or the result of an earlier equation."""
+    known, verdicts = question_quantities(question), []
     for equation in path:
         expr, _, result = equation.rpartition("=")
-        if any(_canonical(n) not in known for n in _NUMBER.findall(expr)):
-            return False
+        verdicts.append(all(_canonical(n) in known for n in _NUMBER.findall(expr)))
         known |= {_canonical(n) for n in _NUMBER.findall(result)}
-    return True
+    return verdicts
+
+
+def equation_holds(equation: str) -> bool:
+    """Whether an `a op b = c` equation's arithmetic is right (the calculator's exact value; never `eval`)."""
+    expr, equals, result = equation.rpartition("=")
+    value = calc_result(expr) if equals else None
+    return value is not None and value == calc_result(result)
 
 
 def sound_steps(path: list[str] | tuple[str, ...], question: str) -> list[bool]:
     """Per `a op b = c` equation: its arithmetic holds and every operand is a quantity the question states or an
     earlier equation's result. Tiny-arith's 350-step base reaches 90% of its right answers through steps like
     `1+2=4` (docs/online-rl.md), so the final answer alone rewards luck; this is the check of each step."""
-    known, verdicts = question_quantities(question), []
-    for equation in path:
-        expr, equals, result = equation.rpartition("=")
-        value = calc_result(expr) if equals else None
-        holds = value is not None and value == calc_result(result)
-        verdicts.append(holds and all(_canonical(n) in known for n in _NUMBER.findall(expr)))
-        known |= {_canonical(n) for n in _NUMBER.findall(result)}
-    return verdicts
+    return [equation_holds(eq) and grounded for eq, grounded in zip(path, grounded_steps(path, question))]
 
 
 def answers_match(predicted: str | None, reference: str) -> bool:

@@ -16,11 +16,11 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.registry import Registry
-from ray_cluster.calculator import calc_result
 from tasks.core.records import SELECTIONS, prompt_columns
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
+from tasks.labelling.answers import equation_holds
 
 Criterion = Callable[[list[dict]], list[dict]]
 C = TypeVar("C", bound=Criterion)
@@ -73,13 +73,7 @@ def keep_valid_calculations(samples: list[dict]) -> list[dict]:
     """Drop samples with a wrong `<<a*b=c>>` annotation: a right answer reached through wrong arithmetic is a
     bad path to train on (the calculator makes every annotation right; without it a model slips)."""
     return [s for s in samples
-            if all(_equation_holds(eq) for eq in _needed(s, "calc_path", "valid_calculations"))]
-
-
-def _equation_holds(equation: str) -> bool:
-    expr, equals, result = equation.rpartition("=")
-    value = calc_result(expr) if equals else None
-    return value is not None and value == calc_result(result)
+            if all(equation_holds(eq) for eq in _needed(s, "calc_path", "valid_calculations"))]
 
 
 @register_criterion("grounded_calculations", needs=["grounded"])
