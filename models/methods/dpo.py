@@ -20,6 +20,8 @@ from models.sft_data import TokenizedExample, collate, prompt_format, tokenize_p
 class DPOTrainConfig(TrainConfig):
     method: ClassVar[str] = "dpo"
     beta: float = Field(default=0.1, gt=0, description="DPO temperature")
+    nll_coef: float = Field(default=0.0, ge=0, description="weight of the chosen responses' per-token NLL added "
+                            "to the DPO loss (Iterative RPO, Pang et al. 2024: α = 1); 0 is plain DPO")
 
 
 @dataclass
@@ -30,6 +32,7 @@ class DPOMethod(NamedLoss):
     reference: list[tuple[float, float]]
     pad_id: int
     beta: float = 0.1
+    nll_coef: float = 0.0
     loss_name: str = "dpo"  # a registered loss taking (policy chosen, policy rejected, ref chosen, ref rejected, β)
 
     def epoch_units(self, epoch: int, seed: int) -> list:
@@ -47,7 +50,9 @@ class DPOMethod(NamedLoss):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (2B, T, V)
         logp = sequence_logprobs(logits, batch["input_ids"], batch["loss_mask"]).view(-1, 2)  # (B, 2)
         ref = batch["reference"]  # (B, 2)
-        losses = self.loss_fn(logp[:, 0], logp[:, 1], ref[:, 0], ref[:, 1], self.beta)  # (B,)
+        chosen_tokens = batch["loss_mask"][:, 1:].sum(-1).view(-1, 2)[:, 0].float()  # (B,)
+        losses = self.loss_fn(logp[:, 0], logp[:, 1], ref[:, 0], ref[:, 1], self.beta,
+                              chosen_tokens=chosen_tokens, nll_coef=self.nll_coef)  # (B,)
         won = ((logp[:, 0] - ref[:, 0]) > (logp[:, 1] - ref[:, 1])).float()  # (B,)
         return losses.sum(), {"accuracy": won.sum().detach()}
 
@@ -75,7 +80,7 @@ def build_dpo_data(rows: Rows, tokenizer: PreTrainedTokenizerBase, cfg: DPOTrain
 
 def make_dpo(data: tuple[list, list[tuple[float, float]]], cfg: DPOTrainConfig, pad_id: int) -> DPOMethod:
     pairs, reference = data
-    return DPOMethod(pairs, reference, pad_id, cfg.beta, cfg.optim.loss)
+    return DPOMethod(pairs, reference, pad_id, cfg.beta, cfg.nll_coef, cfg.optim.loss)
 
 
 DPO = register_method(MethodEntry(name="dpo", config=DPOTrainConfig, losses=("dpo",), tables=dpo_tables,

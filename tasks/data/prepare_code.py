@@ -25,6 +25,8 @@ class CodeDataConfig(BaseModel):
     seed: int = 0
     n_train: int = Field(default=400, ge=1, description="tiny_code: problems to train on")
     n_test: int = Field(default=150, ge=1, description="tiny_code: held-out problems")
+    max_constant: int = Field(default=9, ge=2, description="tiny_code: constants in descriptions run 2..this; "
+                              "9 allows ~725 distinct problems, 19 ~3200")
 
     @field_validator("source")
     @classmethod
@@ -48,7 +50,7 @@ CODE_SOURCES = Registry("code problem source")
 def _tiny_code(cfg: CodeDataConfig) -> tuple[list[dict], list[dict]]:
     from tasks.data.tiny_code import generate_tiny_code
 
-    return generate_tiny_code(cfg.seed, cfg.n_train, cfg.n_test)
+    return generate_tiny_code(cfg.seed, cfg.n_train, cfg.n_test, cfg.max_constant)
 
 
 CODE_SOURCES["tiny_code"] = CodeSource(_tiny_code)

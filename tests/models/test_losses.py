@@ -53,6 +53,16 @@ def test_dpo_loss():
     assert same.item() == pytest.approx(math.log(2.0))  # policy == reference: log 2
 
 
+def test_dpo_loss_with_the_chosen_nll_term():
+    args = (torch.tensor([-6.0]), torch.tensor([-3.0]), torch.tensor([-6.0]), torch.tensor([-3.0]))
+    # margin 0 → log 2; plus α · 6 / 3 tokens = 0.5 · 2
+    out = dpo_loss(*args, beta=0.5, chosen_tokens=torch.tensor([3.0]), nll_coef=0.5)
+    assert out.item() == pytest.approx(math.log(2.0) + 1.0)
+    assert dpo_loss(*args, beta=0.5).item() == pytest.approx(math.log(2.0))  # α = 0: plain DPO
+    with pytest.raises(ValueError, match="needs chosen_tokens"):
+        dpo_loss(*args, nll_coef=1.0)
+
+
 def test_rrtf_loss_penalises_worse_responses_scored_above_better_ones():
     logp = torch.tensor([[-0.5, -1.0, -0.2]])
     scores = torch.tensor([[1.0, 0.0, 0.0]])  # response 0 passes, 1 and 2 fail
