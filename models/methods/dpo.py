@@ -33,7 +33,9 @@ class DPOMethod(NamedLoss):
     pad_id: int
     beta: float = 0.1
     nll_coef: float = 0.0
-    loss_name: str = "dpo"  # a registered loss taking (policy chosen, policy rejected, ref chosen, ref rejected, β)
+    # a registered loss taking (policy chosen, policy rejected, ref chosen, ref rejected, β, chosen_tokens=,
+    # nll_coef=): models/losses.py dpo_loss
+    loss_name: str = "dpo"
 
     def epoch_units(self, epoch: int, seed: int) -> list:
         return epoch_order(len(self.pairs), seed, epoch)
