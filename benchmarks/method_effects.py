@@ -11,6 +11,7 @@ line (accuracies are means over seeds):
    "n_test", "seeds", "seed_sd", "seed_ci95"}, "dpo": {"base", "dpo", "n_test", "seeds", "seed_sd", "seed_ci95"}}
 
     python benchmarks/method_effects.py [--seeds 3] [--rrtf-config default] [-s dpo:eval.maj=null ...]
+    python benchmarks/method_effects.py --only dpo --only reward_model   # a subset; the JSON line holds those
 """
 from __future__ import annotations
 
@@ -92,12 +93,16 @@ def show(results: dict) -> None:
     for column in ("method", "arm", "mean", "sd over seeds", "95% CI over seeds", "per seed"):
         table.add_column(column)
     for method in ("rrtf", "dpo"):
+        if method not in results:
+            continue
         r = results[method]
         for arm, sd in r["seed_sd"].items():
             lo, hi = r["seed_ci95"][arm]
             table.add_row(method, arm, f"{r[arm]:.1%}", f"{sd:.1%}", f"[{lo:.1%}, {hi:.1%}]",
                           ", ".join(f"{run[arm]['acc']:.1%}" for run in r["runs"]))
     Console().print(table)
+    if "reward_model" not in results:
+        return
     rm = results["reward_model"]
     Console().print(f"reward model: held-out pairwise accuracy {rm['pairwise_acc']:.1%} (n = {rm['n_pairs']}); "
                     f"best-of-{rm['best_of_n_at']} by the RM {rm['best_of_8']:.1%} vs majority {rm['maj_8']:.1%} "
@@ -112,15 +117,20 @@ def main() -> None:
     parser.add_argument("--dpo-config", default="default")
     parser.add_argument("-s", "--set", action="append", default=[],
                         help="flow:dotted=value, e.g. rrtf:store.url=/tmp/s (flow: reward_model, rrtf, dpo, all)")
+    parser.add_argument("--only", action="append", choices=("reward_model", "rrtf", "dpo"), default=[],
+                        help="run only these methods (repeatable); default all three")
     args = parser.parse_args()
+    methods = args.only or ["reward_model", "rrtf", "dpo"]
 
     def extra(flow: str) -> list[str]:
         return [o.split(":", 1)[1] for o in args.set if o.split(":", 1)[0] in (flow, "all")]
 
     started = time.time()
-    results = {"reward_model": run_reward_model(args.rm_config, extra("reward_model")),
-               "rrtf": run_method("rrtf", args.rrtf_config, "rrtf", args.seeds, extra("rrtf")),
-               "dpo": run_method("dpo", args.dpo_config, "dpo", args.seeds, extra("dpo"))}
+    runs = {"reward_model": lambda: run_reward_model(args.rm_config, extra("reward_model")),
+            "rrtf": lambda: run_method("rrtf", args.rrtf_config, "rrtf", args.seeds, extra("rrtf")),
+            "dpo": lambda: run_method("dpo", args.dpo_config, "dpo", args.seeds, extra("dpo"))}
+    # DPO first: its seed-0 base and samples are the reward model's, so the RM reuses them
+    results = {method: runs[method]() for method in ("dpo", "reward_model", "rrtf") if method in methods}
     from ray_cluster.connect import shutdown_ray
 
     shutdown_ray()  # Ray's last log lines must not land after the JSON line
