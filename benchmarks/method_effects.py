@@ -8,7 +8,8 @@ beside each run's own test-set interval: a claimed effect must clear both. Print
 line (accuracies are means over seeds):
 
   {"reward_model": {"pairwise_acc", "n_pairs", "best_of_8", "maj_8"}, "rrtf": {"base", "rrtf", "control",
-   "n_test", "seeds", "seed_sd", "seed_ci95"}, "dpo": {"base", "dpo", "n_test", "seeds", "seed_sd", "seed_ci95"}}
+   "n_test", "seeds", "seed_sd", "seed_ci95", "seed_diff"}, "dpo": {"base", "dpo", "n_test", "seeds", "seed_sd",
+   "seed_ci95", "seed_diff"}}   (seed_diff: the method minus each other arm, paired by seed, over seeds)
 
     python benchmarks/method_effects.py [--seeds 3] [--rrtf-config default] [-s dpo:eval.maj=null ...]
     python benchmarks/method_effects.py --only dpo --only reward_model   # a subset; the JSON line holds those
@@ -46,6 +47,13 @@ def over_seeds(values: list[float]) -> dict:
     return {"mean": mean, "sd": sd, "ci95": [mean - half, mean + half], "per_seed": values}
 
 
+def paired_over_seeds(per_arm: dict[str, list[float]], method: str) -> dict[str, dict]:
+    """The method minus each other arm, seed by seed, then over seeds: the arms of one seed share its base (and
+    RRTF's control its data order), so the base's own spread between seeds cancels in the difference."""
+    return {arm: over_seeds([m - a for m, a in zip(per_arm[method], values)])
+            for arm, values in per_arm.items() if arm != method}
+
+
 def pass_at_1(store: ArtifactStore, scores: dict) -> dict[str, dict]:
     return {model: store.manifest(metrics["pass@1"])["metrics"] for model, metrics in scores.items()}
 
@@ -68,7 +76,8 @@ def run_method(flow_name: str, config: str, method_key: str, seeds: int, extra: 
     stats = {arm: over_seeds(values) for arm, values in per_arm.items()}
     return {**{arm: s["mean"] for arm, s in stats.items()}, "n_test": n_test, "seeds": seeds,
             "seed_sd": {arm: s["sd"] for arm, s in stats.items()},
-            "seed_ci95": {arm: s["ci95"] for arm, s in stats.items()}, "runs": runs}
+            "seed_ci95": {arm: s["ci95"] for arm, s in stats.items()},
+            "seed_diff": paired_over_seeds(per_arm, flow_name), "runs": runs}
 
 
 def run_reward_model(config: str, extra: list[str]) -> dict:
@@ -101,6 +110,11 @@ def show(results: dict) -> None:
             table.add_row(method, arm, f"{r[arm]:.1%}", f"{sd:.1%}", f"[{lo:.1%}, {hi:.1%}]",
                           ", ".join(f"{run[arm]['acc']:.1%}" for run in r["runs"]))
     Console().print(table)
+    for method in ("rrtf", "dpo"):
+        for arm, d in results.get(method, {}).get("seed_diff", {}).items():
+            Console().print(f"{method} - {arm}, paired by seed: {d['mean']:+.1%} (sd {d['sd']:.1%}, 95% CI over seeds "
+                            f"[{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}]; per seed "
+                            + ", ".join(f"{v:+.1%}" for v in d["per_seed"]) + ")")
     if "reward_model" not in results:
         return
     rm = results["reward_model"]

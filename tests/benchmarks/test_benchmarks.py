@@ -112,6 +112,8 @@ def test_method_effects_reports_every_method_and_its_spread(tmp_path, warm_store
         r = result[method]
         assert r["seeds"] == 1 and set(r["seed_sd"]) == arms and all(sd == 0.0 for sd in r["seed_sd"].values())
         assert all(r[arm] == r["runs"][0][arm]["acc"] for arm in arms)  # one seed: the mean is that run
+        assert set(r["seed_diff"]) == arms - {method}  # the method minus each other arm
+        assert all(d["per_seed"] == [r[method] - r[arm]] for arm, d in r["seed_diff"].items())
 
 
 @pytest.mark.reuses_smoke_runs(after=2)  # after the process-reward smoke test, which starts from the RM's store
@@ -187,3 +189,21 @@ def test_rl_vs_trl_refuses_what_trl_cannot_match():
                           seed=0, out=Path("x"), micro_batch=8)
     with pytest.raises(ValueError, match="must divide"):
         trl_arguments(ok, seed=0, out=Path("x"), micro_batch=5)
+
+
+def test_method_effects_pairs_each_arm_with_the_method_seed_by_seed():
+    """The ninth-to-eleventh sessions' DPO seeds (base 74.0 / 49.3 / 77.6%, DPO 73.4 / 56.9 / 78.4%): the bases'
+    spread (sd 15 points) cancels in the paired difference, whose interval is computed by hand here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("method_effects", ROOT / "benchmarks" / "method_effects.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    diff = module.paired_over_seeds({"base": [0.740, 0.493, 0.776], "dpo": [0.734, 0.569, 0.784]}, "dpo")
+    assert set(diff) == {"base"}
+    d = diff["base"]
+    assert d["per_seed"] == pytest.approx([-0.006, 0.076, 0.008])
+    assert d["mean"] == pytest.approx(0.026)
+    assert d["sd"] == pytest.approx(0.001924 ** 0.5)  # deviations -0.032, +0.050, -0.018: 0.003848 / (3 - 1)
+    half = 4.303 * 0.001924 ** 0.5 / 3 ** 0.5  # t(2) quantile: [-0.083, +0.135]
+    assert d["ci95"] == pytest.approx([0.026 - half, 0.026 + half])
