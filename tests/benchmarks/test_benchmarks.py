@@ -194,12 +194,9 @@ def test_rl_vs_trl_refuses_what_trl_cannot_match():
 def test_method_effects_pairs_each_arm_with_the_method_seed_by_seed():
     """The ninth-to-eleventh sessions' DPO seeds (base 74.0 / 49.3 / 77.6%, DPO 73.4 / 56.9 / 78.4%): the bases'
     spread (sd 15 points) cancels in the paired difference, whose interval is computed by hand here."""
-    import importlib.util
+    from benchmarks.method_effects import paired_over_seeds
 
-    spec = importlib.util.spec_from_file_location("method_effects", ROOT / "benchmarks" / "method_effects.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    diff = module.paired_over_seeds({"base": [0.740, 0.493, 0.776], "dpo": [0.734, 0.569, 0.784]}, "dpo")
+    diff = paired_over_seeds({"base": [0.740, 0.493, 0.776], "dpo": [0.734, 0.569, 0.784]}, "dpo")
     assert set(diff) == {"base"}
     d = diff["base"]
     assert d["per_seed"] == pytest.approx([-0.006, 0.076, 0.008])
