@@ -50,3 +50,30 @@ def label_unit_tests(completion: str, problem: dict, options: LabelOptions) -> d
     passed = status == "pass"
     return {"pred": None, "correct": passed, "reward": float(passed), "status": status,
             "error": None if passed else f"{verdict.status}: {verdict.detail}", "program_wall_s": verdict.wall_s}
+
+
+# PanGu-Coder2 ranks a problem's programs by how far each got: compile error < runtime error < failing test < pass.
+# Only the order matters to RRTF's ranking loss; `correct` (pass@k) stays "every test passes".
+OUTCOME_REWARD = {"compile_error": -1.0, "runtime_error": -0.5, "fail": 0.0, "pass": 1.0, "unjudged": 0.0}
+_COMPILE_ERRORS = ("SyntaxError", "IndentationError", "TabError")
+
+
+def test_outcome(status: str, error: str | None) -> str:
+    """The RRTF outcome of a unit-test label: a program Python could not compile is a compile error; any other
+    early stop (an exception, a timeout, a limit) a runtime error."""
+    if status in ("pass", "fail"):
+        return status
+    if status == "sandbox_error":  # the sandbox failed, not the program: no verdict (ranked groups skip it)
+        return "unjudged"
+    detail = (error or "").split(": ", 1)[-1]
+    return "compile_error" if detail.startswith(_COMPILE_ERRORS) else "runtime_error"
+
+
+@register_labeller("unit_tests_graded", fields=UNIT_TEST_FIELDS | {"outcome": pa.string()}, sandboxed=True,
+                   answers=False)
+def label_unit_tests_graded(completion: str, problem: dict, options: LabelOptions) -> dict:
+    """`unit_tests` with RRTF's four-level reward (OUTCOME_REWARD), so a ranked group orders its failing programs
+    too: one that runs and answers wrongly above one that crashes, above one that does not compile."""
+    row = label_unit_tests(completion, problem, options)
+    outcome = test_outcome(row["status"], row["error"])
+    return row | {"reward": OUTCOME_REWARD[outcome], "outcome": outcome}

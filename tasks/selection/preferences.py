@@ -14,6 +14,7 @@ from tasks.core.records import BEST_RESPONSES, PREFERENCE_GROUPS, PREFERENCE_PAI
 from tasks.core.stage_cache import StageContext, run_stage
 from tasks.core.store import ArtifactRef
 from tasks.core.tables import read_rows, write_records
+from tasks.labelling.label import UNJUDGED
 from tasks.selection.select import CRITERIA, registered_criteria
 
 
@@ -65,9 +66,12 @@ def preference_pairs(samples: list[dict], max_pairs: int) -> list[tuple[str, str
 
 
 def ranked_group(samples: list[dict], size: int) -> list[tuple[str, float]]:
-    """Up to `size` distinct responses of one prompt with their rewards, best first (stable on ties)."""
+    """Up to `size` distinct responses of one prompt with their rewards, best first (stable on ties). A sample
+    the labellers could not judge (the sandbox failed, not the program) has no place in the order."""
     seen, group = set(), []
     for s in sorted(samples, key=lambda s: (-float(s["reward"]), s["sample_index"])):
+        if s.get("status") in UNJUDGED:
+            continue
         if isinstance(s.get("text"), str) and s["text"].strip() and s["text"] not in seen:
             seen.add(s["text"])
             group.append((s["text"], float(s["reward"])))
