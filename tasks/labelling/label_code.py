@@ -58,7 +58,7 @@ OUTCOME_REWARD = {"compile_error": -1.0, "runtime_error": -0.5, "fail": 0.0, "pa
 _COMPILE_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 
 
-def test_outcome(status: str, error: str | None) -> str:
+def unit_test_outcome(status: str, error: str | None) -> str:
     """The RRTF outcome of a unit-test label: a program Python could not compile is a compile error; any other
     early stop (an exception, a timeout, a limit) a runtime error."""
     if status in ("pass", "fail"):
@@ -75,5 +75,5 @@ def label_unit_tests_graded(completion: str, problem: dict, options: LabelOption
     """`unit_tests` with RRTF's four-level reward (OUTCOME_REWARD), so a ranked group orders its failing programs
     too: one that runs and answers wrongly above one that crashes, above one that does not compile."""
     row = label_unit_tests(completion, problem, options)
-    outcome = test_outcome(row["status"], row["error"])
+    outcome = unit_test_outcome(row["status"], row["error"])
     return row | {"reward": OUTCOME_REWARD[outcome], "outcome": outcome}

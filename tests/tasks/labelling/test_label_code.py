@@ -118,3 +118,29 @@ def test_plain_values_round_trip_with_their_exact_types():
     assert back == value and type(back[(1, "x")]) is frozenset and type(back["a"][4]) is bool
     with pytest.raises(NotPlainData):
         encode(type("Sub", (int,), {})(3))
+
+
+@pytest.mark.parametrize("completion,outcome,reward", [
+    ("    return a + b\n", "pass", 1.0),
+    ("    return a - b\n", "fail", 0.0),  # runs, answers wrongly
+    ("    return c\n", "runtime_error", -0.5),  # NameError when called
+    ("    while True:\n        pass\n", "runtime_error", -0.5),  # a timeout stops it early too
+    ("    return a +\n", "compile_error", -1.0),
+    ("  return a + b\n    x = 1\n", "compile_error", -1.0),  # IndentationError, a SyntaxError
+])
+def test_graded_outcomes_rank_as_rrtf_ranks_them(completion, outcome, reward):
+    """PanGu-Coder2's order: compile error < runtime error < failing test < pass; pass@k still counts passes."""
+    from tasks.labelling.label_code import label_unit_tests_graded
+
+    options = LabelOptions(sandbox=SandboxLimits(wall_seconds=3, cpu_seconds=10))
+    label = label_unit_tests_graded(completion, PROBLEM, options)
+    assert (label["outcome"], label["reward"], label["correct"]) == (outcome, reward, outcome == "pass")
+    assert label["status"] == label_unit_tests(completion, PROBLEM, options)["status"]
+
+
+def test_a_sandbox_failure_is_no_verdict_on_the_program():
+    from tasks.labelling.label_code import unit_test_outcome
+
+    assert unit_test_outcome("sandbox_error", "sandbox_error: could not start") == "unjudged"
+    assert unit_test_outcome("error", "error: SyntaxError: invalid syntax") == "compile_error"
+    assert unit_test_outcome("error", "error: RuntimeError: the function raised SyntaxError") == "runtime_error"

@@ -23,3 +23,13 @@ def test_a_lucky_correct_answer_is_not_chosen_when_calculations_must_be_valid():
 def test_unknown_criteria_fail_at_config_time():
     with pytest.raises(ValidationError, match="unknown criteria"):
         PreferenceConfig(chosen_criteria=["valid_calc"])
+
+
+def test_ranked_groups_order_graded_rewards_and_skip_unjudged_samples():
+    from tasks.selection.preferences import ranked_group
+
+    samples = [{"sample_index": i, "text": t, "reward": r, "status": st} for i, (t, r, st) in enumerate([
+        ("crash", -0.5, "error"), ("wrong", 0.0, "fail"), ("broken(", -1.0, "error"), ("right", 1.0, "pass"),
+        ("unrun", 0.0, "sandbox_error"), ("wrong", 0.0, "fail"), ("", 1.0, "pass")])]
+    assert ranked_group(samples, 8) == [("right", 1.0), ("wrong", 0.0), ("crash", -0.5), ("broken(", -1.0)]
+    assert ranked_group(samples, 2) == [("right", 1.0), ("wrong", 0.0)]
