@@ -101,18 +101,56 @@ def _run_job(job: "TrainJob", threads: int, queue, rank: int, world: int, device
 def fit(job: TrainJob, on_progress: Callable[[dict], None] | None = None) -> None:
     """Run the job with its config's `resources` until its last checkpoint is written (`job.checkpoints`): one
     worker as a Ray task (warm process, no group to form), several as a Ray Train worker group (DDP / FSDP)."""
-    from ray.util.queue import Queue
-
     resources = job.config.resources
-    queue = Queue() if on_progress else None
+    queue = _take_queue() if on_progress else None
+    finished = False
     try:
         if resources.num_workers == 1:
             _fit_one(job, queue, on_progress)
         else:
             _fit_group(job, queue, on_progress)
+        finished = True
     finally:
         if queue is not None:
-            queue.shutdown()
+            _give_back(queue, finished)
+
+
+# Progress queues kept for the driver's next training stage: each new one is an actor, so a worker process to
+# start (about a second of CPU on a 2-core machine; 26 of them in one test session). One per fit at a time.
+_IDLE_QUEUES: dict = {"job": None, "queues": []}
+_QUEUE_LOCK = threading.Lock()
+
+
+def _take_queue():
+    """An idle progress queue of this Ray job, emptied, or a new one."""
+    import ray
+    from ray.util.queue import Queue
+
+    job_id = ray.get_runtime_context().get_job_id()
+    with _QUEUE_LOCK:
+        if _IDLE_QUEUES["job"] != job_id:  # another Ray session: the old actors are gone with it
+            _IDLE_QUEUES.update(job=job_id, queues=[])
+        queue = _IDLE_QUEUES["queues"].pop() if _IDLE_QUEUES["queues"] else None
+    if queue is not None:
+        try:
+            while not queue.empty():
+                queue.get_nowait()
+            return queue
+        except Exception:  # its actor died: a new one
+            pass
+    return Queue(actor_options={"num_cpus": 0})
+
+
+def _give_back(queue, finished: bool) -> None:
+    """Keep the queue for the next stage only when its workers are done with it: after a failure one may still be
+    writing, and the next stage would show its steps."""
+    import ray
+
+    with _QUEUE_LOCK:
+        if finished and _IDLE_QUEUES["job"] == ray.get_runtime_context().get_job_id():
+            _IDLE_QUEUES["queues"].append(queue)
+            return
+    queue.shutdown()
 
 
 def _fit_one(job: TrainJob, queue, on_progress) -> None:

@@ -132,10 +132,11 @@ def test_graded_outcomes_rank_as_rrtf_ranks_them(completion, outcome, reward):
     """PanGu-Coder2's order: compile error < runtime error < failing test < pass; pass@k still counts passes."""
     from tasks.labelling.label_code import label_unit_tests_graded
 
-    options = LabelOptions(sandbox=SandboxLimits(wall_seconds=3, cpu_seconds=10))
-    label = label_unit_tests_graded(completion, PROBLEM, options)
+    label = label_unit_tests_graded(completion, PROBLEM, LabelOptions(sandbox=SandboxLimits(wall_seconds=3)))
     assert (label["outcome"], label["reward"], label["correct"]) == (outcome, reward, outcome == "pass")
-    assert label["status"] == label_unit_tests(completion, PROBLEM, options)["status"]
+    # the unit_tests columns are kept as they are: status says what stopped the program
+    assert label["status"] in {"pass": {"pass"}, "fail": {"fail"}, "runtime_error": {"error", "timeout"},
+                               "compile_error": {"error"}}[outcome]
 
 
 def test_a_sandbox_failure_is_no_verdict_on_the_program():
