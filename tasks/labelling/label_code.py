@@ -44,12 +44,18 @@ UNIT_TEST_FIELDS = {"program_wall_s": pa.float64()}
 def label_unit_tests(completion: str, problem: dict, options: LabelOptions) -> dict:
     """Reward 1 when every test passes, else 0; `status` is pass / fail / timeout / error. The function runs in
     the sandbox, the tests here on its plain-data results (tasks/labelling/verdicts.py)."""
+    return _unit_test_label(completion, problem, options)[0]
+
+
+def _unit_test_label(completion: str, problem: dict, options: LabelOptions) -> tuple[dict, str]:
+    """(the `unit_tests` label, the sandbox's own detail: what the graded labeller reads the outcome from)."""
     code_prompt, code, tests, entry_point = program_parts(completion, problem)
     verdict = run_unit_tests(code_prompt, code, tests, entry_point, options.sandbox)
     status = _TEST_STATUS.get(verdict.status, verdict.status)
     passed = status == "pass"
     return {"pred": None, "correct": passed, "reward": float(passed), "status": status,
-            "error": None if passed else f"{verdict.status}: {verdict.detail}", "program_wall_s": verdict.wall_s}
+            "error": None if passed else f"{verdict.status}: {verdict.detail}", "program_wall_s": verdict.wall_s
+            }, verdict.detail
 
 
 # PanGu-Coder2 ranks a problem's programs by how far each got: compile error < runtime error < failing test < pass.
@@ -58,14 +64,13 @@ OUTCOME_REWARD = {"compile_error": -1.0, "runtime_error": -0.5, "fail": 0.0, "pa
 _COMPILE_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 
 
-def unit_test_outcome(status: str, error: str | None) -> str:
-    """The RRTF outcome of a unit-test label: a program Python could not compile is a compile error; any other
-    early stop (an exception, a timeout, a limit) a runtime error."""
+def unit_test_outcome(status: str, detail: str) -> str:
+    """The RRTF outcome of a unit-test status and the sandbox's detail: a program Python could not compile is a
+    compile error; any other early stop (an exception, a timeout, a limit) a runtime error."""
     if status in ("pass", "fail"):
         return status
     if status == "sandbox_error":  # the sandbox failed, not the program: no verdict (ranked groups skip it)
         return "unjudged"
-    detail = (error or "").split(": ", 1)[-1]
     return "compile_error" if detail.startswith(_COMPILE_ERRORS) else "runtime_error"
 
 
@@ -74,6 +79,6 @@ def unit_test_outcome(status: str, error: str | None) -> str:
 def label_unit_tests_graded(completion: str, problem: dict, options: LabelOptions) -> dict:
     """`unit_tests` with RRTF's four-level reward (OUTCOME_REWARD), so a ranked group orders its failing programs
     too: one that runs and answers wrongly above one that crashes, above one that does not compile."""
-    row = label_unit_tests(completion, problem, options)
-    outcome = unit_test_outcome(row["status"], row["error"])
+    row, detail = _unit_test_label(completion, problem, options)
+    outcome = unit_test_outcome(row["status"], detail)
     return row | {"reward": OUTCOME_REWARD[outcome], "outcome": outcome}

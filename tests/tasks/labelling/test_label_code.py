@@ -142,6 +142,6 @@ def test_graded_outcomes_rank_as_rrtf_ranks_them(completion, outcome, reward):
 def test_a_sandbox_failure_is_no_verdict_on_the_program():
     from tasks.labelling.label_code import unit_test_outcome
 
-    assert unit_test_outcome("sandbox_error", "sandbox_error: could not start") == "unjudged"
-    assert unit_test_outcome("error", "error: SyntaxError: invalid syntax") == "compile_error"
-    assert unit_test_outcome("error", "error: RuntimeError: the function raised SyntaxError") == "runtime_error"
+    assert unit_test_outcome("sandbox_error", "could not start") == "unjudged"
+    assert unit_test_outcome("error", "SyntaxError: invalid syntax") == "compile_error"
+    assert unit_test_outcome("error", "RuntimeError: the function raised SyntaxError") == "runtime_error"
