@@ -45,6 +45,12 @@ def trusted(samples: list[dict], criteria: list[str]) -> list[dict]:
     return [s for s in samples if not s["correct"] or id(s) in good]
 
 
+def judged(samples: list[dict]) -> list[dict]:
+    """One prompt's samples without those the labellers could not judge (a timeout, a sandbox failure): an unrun
+    program is no evidence either way, so it must be neither a rejected response nor a low-ranked one."""
+    return [s for s in samples if s.get("status") not in UNJUDGED]
+
+
 def heldout(prompt_id: str, fraction: float, seed: int) -> bool:
     """A stable split by prompt: all pairs of one prompt land on the same side."""
     digest = hashlib.sha256(f"{seed}:{prompt_id}".encode()).digest()
@@ -66,12 +72,9 @@ def preference_pairs(samples: list[dict], max_pairs: int) -> list[tuple[str, str
 
 
 def ranked_group(samples: list[dict], size: int) -> list[tuple[str, float]]:
-    """Up to `size` distinct responses of one prompt with their rewards, best first (stable on ties). A sample
-    the labellers could not judge (the sandbox failed, not the program) has no place in the order."""
+    """Up to `size` distinct responses of one prompt with their rewards, best first (stable on ties)."""
     seen, group = set(), []
     for s in sorted(samples, key=lambda s: (-float(s["reward"]), s["sample_index"])):
-        if s.get("status") in UNJUDGED:
-            continue
         if isinstance(s.get("text"), str) and s["text"].strip() and s["text"] not in seen:
             seen.add(s["text"])
             group.append((s["text"], float(s["reward"])))
@@ -89,12 +92,13 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
         store = ctx.open_store()
         prompts = {r["id"]: prompt_columns(r) for r in read_rows(store, problems, cfg.split)}
         by_prompt: dict[str, list[dict]] = defaultdict(list)
-        for row in read_rows(store, labels, "labels"):
+        labelled = read_rows(store, labels, "labels")
+        for row in labelled:
             by_prompt[row["prompt_id"]].append(row)
         tables: dict[str, list[dict]] = {f"{kind}_{side}": [] for kind in ("pairs", "groups", "best")
                                          for side in ("train", "test")}
         for pid, samples in sorted(by_prompt.items()):
-            samples = trusted(samples, cfg.chosen_criteria)
+            samples = trusted(judged(samples), cfg.chosen_criteria)
             side = "test" if heldout(pid, cfg.heldout_fraction, cfg.seed) else "train"
             for chosen, rejected in preference_pairs(samples, cfg.max_pairs_per_prompt):
                 tables[f"pairs_{side}"].append({"prompt_id": pid, **prompts[pid], "chosen": chosen,
@@ -108,6 +112,7 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
         schemas = {"pairs": PREFERENCE_PAIRS, "groups": PREFERENCE_GROUPS, "best": BEST_RESPONSES}
         for table, rows in tables.items():
             write_records(out / f"{table}.parquet", rows, schemas[table.split("_")[0]])
-        return {table: len(rows) for table, rows in tables.items()} | {"prompts": len(by_prompt)}
+        unjudged = len(labelled) - len(judged(labelled))
+        return {table: len(rows) for table, rows in tables.items()} | {"prompts": len(by_prompt), "unjudged": unjudged}
 
     return run_stage(ctx, "make_preferences", cfg, {"labels": labels, "problems": problems}, compute)

@@ -3,7 +3,11 @@ neither chosen nor rejected (issue 15)."""
 import pytest
 from pydantic import ValidationError
 
-from tasks.selection.preferences import PreferenceConfig, preference_pairs, trusted
+from tasks.core.stage_cache import StageContext
+from tasks.core.store import ArtifactStore, StoreSpec
+from tasks.core.tables import read_rows, write_rows
+from tasks.selection.preferences import (PreferenceConfig, judged, make_preferences, preference_pairs, ranked_group,
+                                         trusted)
 
 
 def _s(i, correct, text, calc_path):
@@ -25,11 +29,31 @@ def test_unknown_criteria_fail_at_config_time():
         PreferenceConfig(chosen_criteria=["valid_calc"])
 
 
-def test_ranked_groups_order_graded_rewards_and_skip_unjudged_samples():
-    from tasks.selection.preferences import ranked_group
+def _commit(store, stage, name, rows, tmp_path):
+    out = tmp_path / stage
+    write_rows(out / f"{name}.parquet", rows)
+    return store.commit(stage, f"{stage}-test", out, {})
 
-    samples = [{"sample_index": i, "text": t, "reward": r, "status": st} for i, (t, r, st) in enumerate([
-        ("crash", -0.5, "error"), ("wrong", 0.0, "fail"), ("broken(", -1.0, "error"), ("right", 1.0, "pass"),
-        ("unrun", 0.0, "sandbox_error"), ("wrong", 0.0, "fail"), ("", 1.0, "pass")])]
-    assert ranked_group(samples, 8) == [("right", 1.0), ("wrong", 0.0), ("crash", -0.5), ("broken(", -1.0)]
-    assert ranked_group(samples, 2) == [("right", 1.0), ("wrong", 0.0)]
+
+def test_unjudged_samples_are_neither_rejected_nor_ranked(tmp_path):
+    """A program the sandbox could not run is no evidence: before, `preference_pairs` made it a rejected
+    response. Pairs and groups alike now leave it out, and the stage counts what it dropped."""
+    store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
+    problems = _commit(store, "problems", "train", [{"id": "f", "prompt": "def f():\n"}], tmp_path)
+    labels = _commit(store, "labels", "labels", [
+        {"prompt_id": "f", "sample_index": i, "text": t, "reward": r, "correct": r == 1.0, "status": st}
+        for i, (t, r, st) in enumerate([
+            ("crash", -0.5, "error"), ("unrun", 0.0, "sandbox_error"), ("broken(", -1.0, "error"),
+            ("right", 1.0, "pass"), ("hung verifier", 0.0, "label_timeout"), ("wrong", 0.0, "fail"),
+            ("", 1.0, "pass")])], tmp_path)
+    ctx = StageContext(store=store.spec, show_progress=False)
+    cfg = PreferenceConfig(heldout_fraction=0.0, max_pairs_per_prompt=8)
+    ref = make_preferences.fn("test", labels, problems, cfg, ctx)
+    pairs = read_rows(store, ref, "pairs_train")
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("right", "crash"), ("right", "broken("),
+                                                             ("right", "wrong")]
+    [group] = read_rows(store, ref, "groups_train")
+    assert group["texts"] == ["right", "wrong", "crash", "broken("]
+    assert group["scores"] == [1.0, 0.0, -0.5, -1.0]
+    assert store.list("make_preferences")[-1]["metrics"]["unjudged"] == 2
+    assert ranked_group(judged(read_rows(store, labels, "labels")), 2) == [("right", 1.0), ("wrong", 0.0)]
