@@ -61,10 +61,21 @@ def load_config(model: type[M], method: str, name: str = "default", overrides: l
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(tree).__name__}")
+    tree = unaliased(tree)
     apply_store_env(tree)
     for dotted in overrides:
         apply_override(tree, dotted)
     return validate_config(model, tree, str(path))
+
+
+def unaliased(node: Any) -> Any:
+    """The YAML tree with every alias its own copy: `rft_sft: *sft` loads as the very object `base_sft` is, so an
+    override of `rft_sft.optim.steps` silently changed the base's steps too."""
+    if isinstance(node, dict):
+        return {key: unaliased(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [unaliased(value) for value in node]
+    return node
 
 
 def apply_store_env(tree: dict) -> None:

@@ -12,6 +12,15 @@ def test_default_and_smoke_configs_load():
     assert smoke.sample.sampling.n == 3 and smoke.data.n_train == 5
 
 
+def test_an_override_of_an_aliased_section_changes_only_that_section():
+    """configs/rft/default.yaml writes `rft_sft: *sft`: YAML loads both keys as one object, and overriding the
+    RFT fine-tune's steps or seed used to change the base's too."""
+    cfg = load_config(RFTConfig, "rft", "default", ["rft_sft.optim.steps=700", "rft_sft.optim.seed=5"])
+    assert (cfg.rft_sft.optim.steps, cfg.rft_sft.optim.seed) == (700, 5)
+    assert (cfg.base_sft.optim.steps, cfg.base_sft.optim.seed) == (350, 0)
+    assert cfg.rft_sft.model == cfg.base_sft.model  # what the alias shares is still shared as written
+
+
 def test_unknown_key_is_named():
     with pytest.raises(ConfigError, match=r"sample\.sampling\.temprature: Extra inputs are not permitted"):
         load_config(RFTConfig, "rft", "smoke", ["sample.sampling.temprature=0.5"])
