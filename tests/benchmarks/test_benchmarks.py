@@ -1,6 +1,9 @@
 """Every benchmark runs on a tiny size in the suite (issue 14: `calibrate_rft.py` had rotted unseen): each is
 started as a user starts it, must exit 0 and end with its JSON line, and what it reports must agree with what it
-ran (counts that follow from the arguments, numbers that must match the store)."""
+ran (counts that follow from the arguments, numbers that must match the store).
+
+The tests that start a script are marked `benchmark_script`: `make test-benchmarks` runs them, and CI runs it
+after `make test` (they are ~6 minutes of a suite that must stay within 20 on 2 cores)."""
 from __future__ import annotations
 
 import json
@@ -21,6 +24,7 @@ def run_benchmark(script: str, *args: str, timeout: int = 900, cwd: Path = ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.benchmark_script
 def test_rft_gain_reports_what_the_flow_scored(tmp_path, warm_rft_store):
     from flows.config import load_config
     from flows.rft import RFTConfig
@@ -60,6 +64,7 @@ def test_rft_gain_over_seeds_reports_means_and_the_spread_between_them():
     assert combine([run(0.1, 0.4, 0.2, 0.3)])["rft_acc"] == 0.4  # one seed: the run's own line
 
 
+@pytest.mark.benchmark_script
 def test_calibrate_rft_runs_a_tiny_variant(tmp_path):
     variant = ("tiny:n_train=16,n_test=16,hidden=32,layers=1,heads=2,ffn=64,batch=8,base_steps=3,rft_steps=3,"
                "k=2,backend=hf,threads=1")
@@ -73,6 +78,7 @@ def test_calibrate_rft_runs_a_tiny_variant(tmp_path):
     assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1]) == result
 
 
+@pytest.mark.benchmark_script
 def test_labeling_benchmark_passes_the_canonical_programs_in_the_sandbox():
     result = run_benchmark("labeling.py", "--repeat", "1", "--limit", "6", "--chunk", "3")
     assert result["humaneval_total"] == 6
@@ -80,6 +86,7 @@ def test_labeling_benchmark_passes_the_canonical_programs_in_the_sandbox():
     assert result["humaneval_canonical_passed"] == result["exec_floor_passed"] == 6
 
 
+@pytest.mark.benchmark_script
 def test_training_benchmark_runs_each_batching_and_ray_train():
     result = run_benchmark("training.py", "--examples", "16", "--epochs", "1", "--batch", "8", "--pack-len", "256",
                            "--ray-steps", "1")
@@ -90,6 +97,7 @@ def test_training_benchmark_runs_each_batching_and_ray_train():
     assert result["warm_vs_plain"] == pytest.approx(result["trainer_1w_warm_s"] / result["plain_torch_s"], rel=5e-3)
 
 
+@pytest.mark.benchmark_script
 def test_generation_benchmark_generates_the_same_tokens_on_every_backend(tmp_path):
     result = run_benchmark("generation.py", "--prompts", "4", "--n", "2", "--max-tokens", "4", "--shard-size", "2",
                            "--hf-prompts", "2", "--hf-batch", "2", "--store", str(tmp_path / "store"), "--no-scaling")
@@ -100,6 +108,7 @@ def test_generation_benchmark_generates_the_same_tokens_on_every_backend(tmp_pat
 
 
 @pytest.mark.reuses_smoke_runs(after=2)  # after the DPO smoke test, which itself starts from the RM's store
+@pytest.mark.benchmark_script
 def test_method_effects_reports_every_method_and_its_spread(tmp_path, warm_store):
     """One seed of each method's smoke config, reused from the smoke tests' stores: the JSON line's numbers are
     the flows' own scores."""
@@ -119,6 +128,7 @@ def test_method_effects_reports_every_method_and_its_spread(tmp_path, warm_store
 
 
 @pytest.mark.reuses_smoke_runs(after=2)  # after the process-reward smoke test, which starts from the RM's store
+@pytest.mark.benchmark_script
 def test_best_of_n_reports_the_flows_curves_and_checks_steps_against_the_truth(tmp_path, warm_store):
     store = tmp_path / "store"
     warm_store(store, "reward_model", "process_reward")
@@ -137,6 +147,7 @@ def test_best_of_n_reports_the_flows_curves_and_checks_steps_against_the_truth(t
     assert result["truly_good_steps"] < 0.5 < result["step_labels_vs_truth"]
 
 
+@pytest.mark.benchmark_script
 def test_fault_sweep_recovers_from_a_kill_in_a_seeded_stage(tmp_path, rft_smoke_seed):
     """One SIGKILL at a seeded point of a seeded stage (the whole sweep is `python benchmarks/fault_sweep.py`);
     the stages drawn from are those whose recomputation (with everything downstream) fits the suite's budget; the
@@ -148,6 +159,7 @@ def test_fault_sweep_recovers_from_a_kill_in_a_seeded_stage(tmp_path, rft_smoke_
     assert result["verify_clean"] is True
 
 
+@pytest.mark.benchmark_script
 def test_rl_vs_trl_trains_both_sides_for_the_same_updates_and_scores_them_alike(tmp_path, warm_store):
     from flows.config import load_config
     from flows.grpo import GRPOConfig
