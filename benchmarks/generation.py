@@ -127,8 +127,6 @@ def main() -> None:
     parser.add_argument("--hf-prompts", type=int, default=32, help="prompts for the (slow) HF baseline")
     parser.add_argument("--hf-batch", type=int, default=32, help="prompts per HF generate batch")
     parser.add_argument("--store", default=".winnow/bench-store", help="where the model and prompts are kept")
-    parser.add_argument("--no-scaling", action="store_true", help="skip the 2-engine run (its two engine starts "
-                        "are most of a tiny run's time; the suite's check uses it)")
     args = parser.parse_args()
 
     ray_cfg = RayConfig(num_cpus=2)
@@ -148,10 +146,9 @@ def main() -> None:
     results["vllm"] = raw_vllm(model_dir, prompts, sampling, max_model_len)
     console.print("[cyan](a) winnow stage, 1 engine × 2 CPUs[/]")
     results["winnow_1"] = winnow_stage(problems, model, cfg, ray_cfg)
-    if not args.no_scaling:
-        console.print("[cyan]winnow stage, 2 engines × 1 CPU[/]")
-        two = cfg.model_copy(update={"pool": cfg.pool.model_copy(update={"num_engines": 2, "cpus_per_engine": 1})})
-        results["winnow_2"] = winnow_stage(problems, model, two, ray_cfg)
+    console.print("[cyan]winnow stage, 2 engines × 1 CPU[/]")
+    two = cfg.model_copy(update={"pool": cfg.pool.model_copy(update={"num_engines": 2, "cpus_per_engine": 1})})
+    results["winnow_2"] = winnow_stage(problems, model, two, ray_cfg)
     console.print("[cyan](c) transformers generate, batched[/]")
     results["hf"] = hf_generate(model_dir, prompts[: args.hf_prompts], sampling, args.hf_batch)
 
@@ -168,13 +165,11 @@ def main() -> None:
                       f"{r['tok_s'] / results['vllm']['tok_s']:.2f}")
     Console().print(table)
     winnow = results["winnow_1"]["tok_s"]
-    two_tok_s = results["winnow_2"]["tok_s"] if "winnow_2" in results else None
-    scaling = f"; 2 engines/1 engine = {two_tok_s / winnow:.2f}" if two_tok_s else ""
-    print(f"winnow/raw vLLM = {winnow / results['vllm']['tok_s']:.3f}; winnow/HF = {winnow / results['hf']['tok_s']:.2f}"
-          + scaling)
+    print(f"winnow/raw vLLM = {winnow / results['vllm']['tok_s']:.3f}; winnow/HF = {winnow / results['hf']['tok_s']:.2f};"
+          f" 2 engines/1 engine = {results['winnow_2']['tok_s'] / winnow:.2f}")
     print(json.dumps({"winnow_tok_s": round(winnow, 1), "vllm_tok_s": round(results["vllm"]["tok_s"], 1),
                       "hf_tok_s": round(results["hf"]["tok_s"], 1), "engines_1_tok_s": round(winnow, 1),
-                      "engines_2_tok_s": round(two_tok_s, 1) if two_tok_s else None, "model": args.model,
+                      "engines_2_tok_s": round(results["winnow_2"]["tok_s"], 1), "model": args.model,
                       "tokens": {name: r["tokens"] for name, r in results.items()},
                       "parameters": params}))
 
