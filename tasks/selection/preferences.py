@@ -92,13 +92,15 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
         store = ctx.open_store()
         prompts = {r["id"]: prompt_columns(r) for r in read_rows(store, problems, cfg.split)}
         by_prompt: dict[str, list[dict]] = defaultdict(list)
-        labelled = read_rows(store, labels, "labels")
-        for row in labelled:
+        for row in read_rows(store, labels, "labels"):
             by_prompt[row["prompt_id"]].append(row)
         tables: dict[str, list[dict]] = {f"{kind}_{side}": [] for kind in ("pairs", "groups", "best")
                                          for side in ("train", "test")}
+        unjudged = 0
         for pid, samples in sorted(by_prompt.items()):
-            samples = trusted(judged(samples), cfg.chosen_criteria)
+            kept = judged(samples)
+            unjudged += len(samples) - len(kept)
+            samples = trusted(kept, cfg.chosen_criteria)
             side = "test" if heldout(pid, cfg.heldout_fraction, cfg.seed) else "train"
             for chosen, rejected in preference_pairs(samples, cfg.max_pairs_per_prompt):
                 tables[f"pairs_{side}"].append({"prompt_id": pid, **prompts[pid], "chosen": chosen,
@@ -112,7 +114,6 @@ def make_preferences(name: str, labels: ArtifactRef, problems: ArtifactRef, cfg:
         schemas = {"pairs": PREFERENCE_PAIRS, "groups": PREFERENCE_GROUPS, "best": BEST_RESPONSES}
         for table, rows in tables.items():
             write_records(out / f"{table}.parquet", rows, schemas[table.split("_")[0]])
-        unjudged = len(labelled) - len(judged(labelled))
         return {table: len(rows) for table, rows in tables.items()} | {"prompts": len(by_prompt), "unjudged": unjudged}
 
     return run_stage(ctx, "make_preferences", cfg, {"labels": labels, "problems": problems}, compute)
