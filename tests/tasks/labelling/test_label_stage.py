@@ -12,7 +12,9 @@ from models.tokenizer import build_digit_tokenizer
 from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactStore, StoreSpec
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import read_rows
+
+from stored_tables import commit_table
 
 ADD = {"id": "add", "prompt": "def add(a, b):\n    \"\"\"Sum.\"\"\"\n", "entry_point": "add",
        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
@@ -33,12 +35,6 @@ HOSTILE = {
 }
 
 
-def _commit(store: ArtifactStore, stage: str, name: str, rows: list[dict], tmp_path) -> object:
-    out = tmp_path / f"{stage}-{name}"
-    write_rows(out / f"{name}.parquet", rows)
-    return store.commit(stage, f"{stage}-test", out, {})
-
-
 def _sample(pid: str, index: int, text) -> dict:
     return {"prompt_id": pid, "sample_index": index, "model_id": "m", "text": text, "error": None}
 
@@ -53,11 +49,11 @@ def test_hostile_programs_and_malformed_rows_get_failure_labels_and_the_stage_co
     os.makedirs(f"{CANARY}/inside", exist_ok=True)
     if os.path.exists("/tmp/winnow-stage-escape"):
         os.remove("/tmp/winnow-stage-escape")
-    problems = _commit(store, "problems", "test", [ADD, {"id": "no-tests", "prompt": "def f():\n"}], tmp_path)
+    problems = commit_table(store, "problems", "test", [ADD, {"id": "no-tests", "prompt": "def f():\n"}], tmp_path)
     texts = {"good": "    return a + b\n", **HOSTILE}
     rows = [_sample("add", i, t) for i, t in enumerate(texts.values())]
     rows += [_sample("add", 90, ""), _sample("missing", 91, "    return 1\n"), _sample("no-tests", 92, "  pass\n")]
-    samples = _commit(store, "samples", "samples", rows, tmp_path)
+    samples = commit_table(store, "samples", "samples", rows, tmp_path)
     cfg = LabelConfig(labeller="unit_tests", split="test", chunk_size=3,
                       sandbox={"wall_seconds": 4, "cpu_seconds": 2, "memory_mb": 256, "max_output_kb": 256})
     ctx = StageContext(store=store.spec, show_progress=False)
@@ -85,8 +81,9 @@ def test_answer_check_and_reward_model_combine(ray_local, tmp_path):
     save_model_folder(rm, tokenizer, tmp_path / "rm")
     expected = rewards_at_eos(rm, **encode_for_reward(tokenizer, [p["prompt"] + t for p, t in
                                                                   zip(problems, texts)], 64)).tolist()
-    problems_ref = _commit(store, "problems", "test", problems, tmp_path)
-    samples = _commit(store, "samples", "samples", [_sample(f"q{i}", 0, t) for i, t in enumerate(texts)], tmp_path)
+    problems_ref = commit_table(store, "problems", "test", problems, tmp_path)
+    samples = commit_table(store, "samples", "samples", [_sample(f"q{i}", 0, t) for i, t in enumerate(texts)],
+                           tmp_path)
     ctx = StageContext(store=store.spec, show_progress=False)
     cfg = LabelConfig(split="test", labellers=[{"name": "math_answer", "weight": 0.5}, {"name": "reward_model",
                       "weight": 2.0}], combine="weighted_sum",
@@ -140,8 +137,8 @@ def _check_declared_fields(tmp_path):
     from tasks.core.records import RecordError
 
     store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
-    problems = _commit(store, "problems", "test", [{"id": "a", "prompt": "Q"}], tmp_path)
-    samples = _commit(store, "samples", "samples", [_sample("a", 0, "abc"), _sample("a", 1, "abcdef")], tmp_path)
+    problems = commit_table(store, "problems", "test", [{"id": "a", "prompt": "Q"}], tmp_path)
+    samples = commit_table(store, "samples", "samples", [_sample("a", 0, "abc"), _sample("a", 1, "abcdef")], tmp_path)
     ctx = StageContext(store=store.spec, show_progress=False)
     rm = {"model": str(tmp_path)}  # batch labellers need a reward_model section; these read nothing from it
     cfg = LabelConfig(labeller="test_declared", split="test", reward_model=rm)

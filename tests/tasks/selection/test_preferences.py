@@ -5,9 +5,11 @@ from pydantic import ValidationError
 
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactStore, StoreSpec
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import read_rows
 from tasks.selection.preferences import (PreferenceConfig, judged, make_preferences, preference_pairs, ranked_group,
                                          trusted)
+
+from stored_tables import commit_table
 
 
 def _s(i, correct, text, calc_path):
@@ -29,18 +31,12 @@ def test_unknown_criteria_fail_at_config_time():
         PreferenceConfig(chosen_criteria=["valid_calc"])
 
 
-def _commit(store, stage, name, rows, tmp_path):
-    out = tmp_path / stage
-    write_rows(out / f"{name}.parquet", rows)
-    return store.commit(stage, f"{stage}-test", out, {})
-
-
 def test_unjudged_samples_are_neither_rejected_nor_ranked(tmp_path):
     """A program the sandbox could not run is no evidence: before, `preference_pairs` made it a rejected
     response. Pairs and groups alike now leave it out, and the stage counts what it dropped."""
     store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
-    problems = _commit(store, "problems", "train", [{"id": "f", "prompt": "def f():\n"}], tmp_path)
-    labels = _commit(store, "labels", "labels", [
+    problems = commit_table(store, "problems", "train", [{"id": "f", "prompt": "def f():\n"}], tmp_path)
+    labels = commit_table(store, "labels", "labels", [
         {"prompt_id": "f", "sample_index": i, "text": t, "reward": r, "correct": r == 1.0, "status": st}
         for i, (t, r, st) in enumerate([
             ("crash", -0.5, "error"), ("unrun", 0.0, "sandbox_error"), ("broken(", -1.0, "error"),

@@ -2,10 +2,12 @@ import pytest
 
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactStore, StoreSpec
-from tasks.core.tables import read_rows, write_rows
+from tasks.core.tables import read_rows
 from tasks.selection.select import (CRITERIA, SelectConfig, carried_fields, check_criteria_fields,
                                     drop_duplicate_calc_paths, keep_correct, select_per_prompt, select_samples,
                                     selected_rows)
+
+from stored_tables import commit_table
 
 
 def _row(pid, idx, correct, path, model="m"):
@@ -104,17 +106,11 @@ def test_a_sample_without_the_field_is_named():
         select_per_prompt(rows, ["distinct_calc_path"])
 
 
-def _commit(store, stage, name, rows, tmp_path):
-    out = tmp_path / f"{stage}-{name}"
-    write_rows(out / f"{name}.parquet", rows)
-    return store.commit(stage, f"{stage}-test", out, {})
-
-
 def test_select_samples_stage_on_unit_test_labels(tmp_path):
     store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
-    problems = _commit(store, "problems", "train", [{"id": "f", "prompt": "def f():\n"},
+    problems = commit_table(store, "problems", "train", [{"id": "f", "prompt": "def f():\n"},
                                                     {"id": "g", "prompt": "def g():\n"}], tmp_path)
-    labels = _commit(store, "labels", "labels", [_unit_test_label("f", 0, False), _unit_test_label("f", 1, True),
+    labels = commit_table(store, "labels", "labels", [_unit_test_label("f", 0, False), _unit_test_label("f", 1, True),
                                                  _unit_test_label("g", 0, True)], tmp_path)
     ctx = StageContext(store=store.spec, show_progress=False)
     ref = select_samples.fn([labels], problems, SelectConfig(criteria=["correct"]), ctx)
@@ -128,10 +124,10 @@ def test_select_samples_stage_on_unit_test_labels(tmp_path):
 
 def test_select_samples_stage_on_math_labels_keeps_calc_path(tmp_path):
     store = ArtifactStore(StoreSpec(url=str(tmp_path / "store")))
-    problems = _commit(store, "problems", "train", [{"id": "p", "prompt": "Question: ?\nAnswer:"}], tmp_path)
+    problems = commit_table(store, "problems", "train", [{"id": "p", "prompt": "Question: ?\nAnswer:"}], tmp_path)
     rows = [_row("p", 0, True, ["3*4=12"]) | {"grounded": True}, _row("p", 1, True, ["3*4=12"]) | {"grounded": True},
             _row("p", 2, True, ["4*3=12"]) | {"grounded": True}]
-    labels = _commit(store, "labels", "labels", rows, tmp_path)
+    labels = commit_table(store, "labels", "labels", rows, tmp_path)
     ctx = StageContext(store=store.spec, show_progress=False)
     ref = select_samples.fn([labels], problems, SelectConfig(), ctx)
     selected = read_rows(store, ref, "selected")
