@@ -8,7 +8,7 @@ HumanEval config; tasks/data/model_source.py)."""
 from __future__ import annotations
 
 from prefect import flow
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flows.base import FlowConfig, FlowResult, finish_run, start_run
 from flows.evaluate import EvalConfig, evaluate_model
@@ -25,6 +25,7 @@ from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactRef
 from tasks.training.train import RRTFTrainConfig, SFTConfig, SFTSource, train_sft
 from tasks.training.train_preference import train_rrtf
+from tasks.training.train_until import PassRateStop, train_base
 from tasks.evaluation.headline import Headline
 
 
@@ -36,6 +37,9 @@ class RRTFConfig(FlowConfig):
                                           "of tiny-code")
     tokenizer: TokenizerConfig = TokenizerConfig()
     base_sft: SFTConfig = SFTConfig()
+    base_stop: PassRateStop | None = Field(default=None, description="train the base on until this share of its "
+                                           "samples on training problems pass (docs/rft-calibration.md); None: "
+                                           "base_sft.optim.steps exactly")
     model: ModelConfig | None = Field(default=None, description="a pretrained model to start from; None: a tiny "
                                       "model trained from scratch (base_sft) with the digit tokenizer")
     sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=8, temperature=1.0))
@@ -44,16 +48,23 @@ class RRTFConfig(FlowConfig):
     rrtf: RRTFTrainConfig = RRTFTrainConfig(optim={"loss": "rrtf", "steps": 100, "lr": 1e-3})
     eval: EvalConfig = EvalConfig(label=LabelConfig(labeller="unit_tests", split="test"))
 
+    @model_validator(mode="after")
+    def _stop_needs_a_trained_base(self):
+        if self.base_stop is not None and self.model is not None:
+            raise ValueError("base_stop: applies to a base trained here (base_sft), not to a pretrained `model`")
+        return self
+
 
 def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef]:
     """(tokenizer, policy): an imported pretrained model (its folder holds its tokenizer), or a tiny model
-    trained from scratch on the training solutions."""
+    trained from scratch on the training solutions (for a fixed number of steps, or until its samples on the
+    training problems pass at `base_stop.pass_rate`)."""
     if cfg.model is not None:
         model = import_model("pretrained", cfg.model, ctx)
         return model, model
     tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
-    return tokenizer, train_sft("code-base", [SFTSource(ref=problems, split="train")], tokenizer, None,
-                                cfg.base_sft, ctx)
+    return tokenizer, train_base("code-base", [SFTSource(ref=problems, split="train")], tokenizer, problems,
+                                 cfg.base_sft, cfg.base_stop, cfg.sample, cfg.label, ctx)
 
 
 HEADLINE = Headline(method="rrtf", baselines=("base", "control"), label="RRTF")

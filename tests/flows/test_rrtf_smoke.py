@@ -27,6 +27,13 @@ def test_rrtf_flow_end_to_end(tmp_path, ray_local, keep_smoke_store):
     # the control's data is RRTF's fine-tuning target: each ranked group's best response, nothing else
     assert [(b["prompt_id"], b["completion"], b["score"]) for b in best] == [
         (g["prompt_id"], g["texts"][0], g["scores"][0]) for g in groups]
+    # the base trained on in segments, probed on 6 training problems after each, up to base_stop.max_steps
+    segments = {m["metrics"]["model_name"]: m for m in store.list("train_sft")}
+    assert {n for n in segments if n.startswith("code-base")} == {"code-base", "code-base+100", "code-base+105"}
+    assert [segments[n]["metrics"]["steps"] for n in ("code-base", "code-base+100", "code-base+105")] == [100, 5, 5]
+    assert len([m for m in store.list("label_rewards") if m["metrics"]["rows"] == 6 * 4]) == 3
+    rrtf_run = store.manifest(result.outputs["model"])
+    assert rrtf_run["inputs"]["init"]["key"] == segments["code-base+105"]["key"]
     history = read_rows(store, result.outputs["model"], "metrics")
     assert len(history) == 6 and history[-1]["loss"] < history[0]["loss"]
     assert set(result.scores) == {"base", "rrtf", "control"} and "pass@1" in result.scores["rrtf"]
