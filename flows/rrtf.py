@@ -8,7 +8,7 @@ HumanEval config; tasks/data/model_source.py)."""
 from __future__ import annotations
 
 from prefect import flow
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from flows.base import FlowConfig, FlowResult, finish_run, start_run
 from flows.evaluate import EvalConfig, evaluate_model
@@ -39,7 +39,8 @@ class RRTFConfig(FlowConfig):
     base_sft: SFTConfig = SFTConfig()
     base_stop: PassRateStop | None = Field(default=None, description="train the base on until this share of its "
                                            "samples on training problems pass (docs/rft-calibration.md); None: "
-                                           "base_sft.optim.steps exactly")
+                                           "base_sft.optim.steps exactly. Like base_sft, unused with a "
+                                           "pretrained `model`")
     model: ModelConfig | None = Field(default=None, description="a pretrained model to start from; None: a tiny "
                                       "model trained from scratch (base_sft) with the digit tokenizer")
     sample: GenerateConfig = GenerateConfig(split="train", sampling=SamplingSpec(n=8, temperature=1.0))
@@ -47,12 +48,6 @@ class RRTFConfig(FlowConfig):
     preferences: PreferenceConfig = PreferenceConfig(heldout_fraction=0.0)
     rrtf: RRTFTrainConfig = RRTFTrainConfig(optim={"loss": "rrtf", "steps": 100, "lr": 1e-3})
     eval: EvalConfig = EvalConfig(label=LabelConfig(labeller="unit_tests", split="test"))
-
-    @model_validator(mode="after")
-    def _stop_needs_a_trained_base(self):
-        if self.base_stop is not None and self.model is not None:
-            raise ValueError("base_stop: applies to a base trained here (base_sft), not to a pretrained `model`")
-        return self
 
 
 def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) -> tuple[ArtifactRef, ArtifactRef]:

@@ -46,8 +46,8 @@ def test_a_limit_below_the_first_segment_is_refused_before_training():
         check_rule(_sft(), PassRateStop(pass_rate=0.1, max_steps=50))
 
 
-def test_the_rule_needs_a_target_in_0_1_and_a_base_trained_here():
+def test_the_rule_needs_a_target_in_0_1_named_in_the_config_error():
     with pytest.raises(ValidationError, match="pass_rate"):
         PassRateStop(pass_rate=0.0, max_steps=10)
-    with pytest.raises(ConfigError, match=r"humaneval.yaml: .*base_stop: applies to a base trained here"):
-        load_config(RRTFConfig, "rrtf", "humaneval", ["base_stop.pass_rate=0.1", "base_stop.max_steps=10"])
+    with pytest.raises(ConfigError, match=r"default.yaml: base_stop.pass_rate: Input should be less than or equal"):
+        load_config(RRTFConfig, "rrtf", "default", ["base_stop.pass_rate=1.5"])
