@@ -56,7 +56,7 @@ HEADLINE = Headline(method="dpo", baselines=("base",), label="DPO")
 @flow(name="dpo", log_prints=True)
 def dpo(cfg: DPOFlowConfig) -> FlowResult:
     ctx = start_run(cfg)
-    start = sft_base(cfg, ctx)
+    start = sft_base(cfg, ctx, probe=(cfg.sample, cfg.label))
     problems, tokenizer, sft = start.problems, start.tokenizer, start.base
     samples = sample_completions("dpo-data", problems, {"base": sft}, cfg.sample, ctx)
     labels = label_rewards("dpo-data", samples, problems, cfg.label, ctx)

@@ -12,7 +12,10 @@ from tasks.data.hf_source import DatasetConfig
 from tasks.data.model_source import ModelConfig, import_model
 from tasks.data.prepare import TinyArithConfig, TokenizerConfig, build_tokenizer, make_tiny_arith
 from tasks.data.prepare_dataset import load_dataset
-from tasks.training.train import SFTConfig, SFTSource, train_sft
+from tasks.generation.generate import GenerateConfig
+from tasks.labelling.label import LabelConfig
+from tasks.training.train import SFTConfig, SFTSource
+from tasks.training.train_until import PassRateStop, check_rule, train_base
 
 
 class PolicyFlowConfig(FlowConfig):
@@ -22,6 +25,10 @@ class PolicyFlowConfig(FlowConfig):
                                       "Llama from scratch (base_sft.model) with the digit tokenizer")
     tokenizer: TokenizerConfig = Field(default=TokenizerConfig(), description="from-scratch models only")
     base_sft: SFTConfig = Field(default=SFTConfig(), description="the SFT base, trained on the written solutions")
+    base_stop: PassRateStop | None = Field(default=None, description="train the base on until this share of its "
+                                           "samples on training problems pass, probed with the recipe's own "
+                                           "`sample` and `label` (tasks/training/train_until.py); None: "
+                                           "base_sft.optim.steps exactly")
 
 
 class PolicyStart(BaseModel):
@@ -37,13 +44,21 @@ def load_problems(cfg: PolicyFlowConfig, ctx: StageContext) -> ArtifactRef:
     return load_dataset(cfg.dataset, ctx) if cfg.dataset else make_tiny_arith(cfg.data, ctx)
 
 
-def sft_base(cfg: PolicyFlowConfig, ctx: StageContext, problems: ArtifactRef | None = None) -> PolicyStart:
-    """The SFT base on the `train` table of `problems` (default: the config's dataset or tiny-arith)."""
+def sft_base(cfg: PolicyFlowConfig, ctx: StageContext, problems: ArtifactRef | None = None,
+             probe: tuple[GenerateConfig, LabelConfig] | None = None) -> PolicyStart:
+    """The SFT base on the `train` table of `problems` (default: the config's dataset or tiny-arith); `probe`: the
+    recipe's sampler and labeller of training problems, which `base_stop` needs."""
+    if cfg.base_stop is not None:
+        check_rule(cfg.base_sft, cfg.base_stop)  # before any stage runs
+        if probe is None:
+            raise ValueError(f"base_stop: {type(cfg).__name__}'s recipe does not sample and label its training "
+                             "problems, so it has nothing to probe the base with; remove base_stop")
     problems = problems or load_problems(cfg, ctx)
     pretrained = import_model("pretrained", cfg.model, ctx) if cfg.model else None
     tokenizer = pretrained or build_tokenizer(problems, cfg.tokenizer, ctx)
     demonstrations = SFTSource(ref=problems, split="train")
-    base = train_sft("base", [demonstrations], tokenizer, pretrained, cfg.base_sft, ctx)
+    base = train_base("base", [demonstrations], tokenizer, pretrained, problems, cfg.base_sft, cfg.base_stop,
+                      *(probe or (None, None)), ctx)
     return PolicyStart(problems=problems, tokenizer=tokenizer, demonstrations=demonstrations, base=base,
                        init=pretrained)
 

@@ -60,7 +60,7 @@ def train_rm_on_policy(start: PolicyStart, cfg: RewardModelData, ctx) -> tuple[A
 @flow(name="reward-model", log_prints=True)
 def reward_model(cfg: RewardModelConfig) -> FlowResult:
     ctx = start_run(cfg)
-    start = sft_base(cfg, ctx)
+    start = sft_base(cfg, ctx, probe=(cfg.sample, cfg.label))
     problems, policy = start.problems, start.base
     rm, preferences, _ = train_rm_on_policy(start, cfg, ctx)
     heldout = evaluate_reward_model("rm", rm, preferences, ctx)

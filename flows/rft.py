@@ -45,7 +45,7 @@ HEADLINE = Headline(method="rft", baselines=("base", "control"), label="RFT")  #
 @flow(name="rft", log_prints=True)
 def rft(cfg: RFTConfig) -> FlowResult:
     ctx = start_run(cfg)
-    start = sft_base(cfg, ctx)
+    start = sft_base(cfg, ctx, probe=(cfg.sample, cfg.label))
     problems, tokenizer, original, base = start.problems, start.tokenizer, start.demonstrations, start.base
     samplers = {"base": base} | {
         f"base-seed{seed}": train_sft(f"base-seed{seed}", [original], tokenizer, start.init,

@@ -58,7 +58,7 @@ def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) ->
         model = import_model("pretrained", cfg.model, ctx)
         return model, model
     tokenizer = build_tokenizer(problems, cfg.tokenizer, ctx)
-    return tokenizer, train_base("code-base", [SFTSource(ref=problems, split="train")], tokenizer, problems,
+    return tokenizer, train_base("code-base", [SFTSource(ref=problems, split="train")], tokenizer, None, problems,
                                  cfg.base_sft, cfg.base_stop, cfg.sample, cfg.label, ctx)
 
 

@@ -54,15 +54,19 @@ def check_rule(sft: SFTConfig, rule: PassRateStop) -> None:
                          "the first segment alone would pass the limit")
 
 
-def train_base(name: str, sources: list[SFTSource], tokenizer: ArtifactRef, problems: ArtifactRef,
-               sft: SFTConfig, rule: PassRateStop | None, sample: GenerateConfig, label: LabelConfig,
-               ctx: StageContext) -> ArtifactRef:
-    """The SFT base from a fresh init: `sft.optim.steps` steps when `rule` is None, else trained on until its
-    probe's pass rate reaches `rule.pass_rate` (see the module docstring)."""
-    model = train_sft(name, sources, tokenizer, None, sft, ctx)
+def train_base(name: str, sources: list[SFTSource], tokenizer: ArtifactRef, init: ArtifactRef | None,
+               problems: ArtifactRef, sft: SFTConfig, rule: PassRateStop | None, sample: GenerateConfig | None,
+               label: LabelConfig | None, ctx: StageContext) -> ArtifactRef:
+    """The SFT base from `init` (None: a fresh init): `sft.optim.steps` steps when `rule` is None, else trained on
+    until its probe (`sample`, `label`) passes at `rule.pass_rate` (see the module docstring)."""
+    if rule is not None:
+        check_rule(sft, rule)
+        if sample is None or label is None:
+            raise ValueError("base_stop: this recipe has no sampler and labeller of its training problems to probe "
+                             "the base with; remove base_stop")
+    model = train_sft(name, sources, tokenizer, init, sft, ctx)
     if rule is None:
         return model
-    check_rule(sft, rule)
     probe = sample.model_copy(update={"split": "train", "limit": rule.probe_problems})
     steps, trail = sft.optim.steps, []
     while True:
