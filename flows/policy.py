@@ -49,10 +49,7 @@ def sft_base(cfg: PolicyFlowConfig, ctx: StageContext, problems: ArtifactRef | N
     """The SFT base on the `train` table of `problems` (default: the config's dataset or tiny-arith); `probe`: the
     recipe's sampler and labeller of training problems, which `base_stop` needs."""
     if cfg.base_stop is not None:
-        check_rule(cfg.base_sft, cfg.base_stop)  # before any stage runs
-        if probe is None:
-            raise ValueError(f"base_stop: {type(cfg).__name__}'s recipe does not sample and label its training "
-                             "problems, so it has nothing to probe the base with; remove base_stop")
+        check_rule(cfg.base_sft, cfg.base_stop, can_probe=probe is not None, recipe=f"{type(cfg).__name__}'s recipe")
     problems = problems or load_problems(cfg, ctx)
     pretrained = import_model("pretrained", cfg.model, ctx) if cfg.model else None
     tokenizer = pretrained or build_tokenizer(problems, cfg.tokenizer, ctx)

@@ -48,10 +48,15 @@ def extension(sft: SFTConfig, rule: PassRateStop, done: int) -> SFTConfig:
         "min_lr_ratio": 1.0, "seed": seed})})
 
 
-def check_rule(sft: SFTConfig, rule: PassRateStop) -> None:
+def check_rule(sft: SFTConfig, rule: PassRateStop, can_probe: bool = True, recipe: str = "this recipe") -> None:
+    """Before any stage runs: the limit fits the first segment, and the recipe has a sampler and a labeller of its
+    training problems to probe with."""
     if rule.max_steps < sft.optim.steps:
         raise ValueError(f"base_stop.max_steps={rule.max_steps} is below base_sft.optim.steps={sft.optim.steps}: "
                          "the first segment alone would pass the limit")
+    if not can_probe:
+        raise ValueError(f"base_stop: {recipe} does not sample and label its training problems, so it has nothing "
+                         "to probe the base with; remove base_stop")
 
 
 def train_base(name: str, sources: list[SFTSource], tokenizer: ArtifactRef, init: ArtifactRef | None,
@@ -60,10 +65,7 @@ def train_base(name: str, sources: list[SFTSource], tokenizer: ArtifactRef, init
     """The SFT base from `init` (None: a fresh init): `sft.optim.steps` steps when `rule` is None, else trained on
     until its probe (`sample`, `label`) passes at `rule.pass_rate` (see the module docstring)."""
     if rule is not None:
-        check_rule(sft, rule)
-        if sample is None or label is None:
-            raise ValueError("base_stop: this recipe has no sampler and labeller of its training problems to probe "
-                             "the base with; remove base_stop")
+        check_rule(sft, rule, can_probe=sample is not None and label is not None)
     model = train_sft(name, sources, tokenizer, init, sft, ctx)
     if rule is None:
         return model

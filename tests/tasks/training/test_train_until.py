@@ -51,3 +51,8 @@ def test_the_rule_needs_a_target_in_0_1_named_in_the_config_error():
         PassRateStop(pass_rate=0.0, max_steps=10)
     with pytest.raises(ConfigError, match=r"default.yaml: base_stop.pass_rate: Input should be less than or equal"):
         load_config(RRTFConfig, "rrtf", "default", ["base_stop.pass_rate=1.5"])
+
+
+def test_a_rule_without_a_sampler_and_labeller_to_probe_with_is_refused():
+    with pytest.raises(ValueError, match="base_stop: this recipe does not sample and label its training problems"):
+        check_rule(_sft(), PassRateStop(pass_rate=0.1, max_steps=300), can_probe=False)
