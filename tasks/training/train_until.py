@@ -11,12 +11,11 @@ rerun reuses what was done and the run's lineage shows where the base stopped an
 """
 from __future__ import annotations
 
-import hashlib
-
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.optim import lr_factor
+from ray_cluster.generation import prompt_seed
 from tasks.core.stage_cache import StageContext
 from tasks.core.store import ArtifactRef
 from tasks.generation.generate import GenerateConfig, sample_completions
@@ -42,7 +41,7 @@ def extension(sft: SFTConfig, rule: PassRateStop, done: int) -> SFTConfig:
     the same seed would replay the first batches of every epoch in every segment."""
     optim = sft.optim
     ended_at = optim.lr * lr_factor(optim.steps - 1, optim)
-    seed = int.from_bytes(hashlib.sha256(f"{optim.seed}:{done}".encode()).digest()[:4], "little")
+    seed = prompt_seed(optim.seed, str(done))  # the sampler's derived seed, keyed by the segment's start
     return sft.model_copy(update={"optim": optim.model_copy(update={
         "steps": rule.extend_steps, "warmup_steps": min(rule.extend_warmup, rule.extend_steps), "lr": ended_at,
         "min_lr_ratio": 1.0, "seed": seed})})
