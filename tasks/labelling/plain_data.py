@@ -3,8 +3,6 @@ only from the exact built-in types. Standard library only: the sandbox imports t
 source), so both sides encode and decode with the same code."""
 from __future__ import annotations
 
-import base64
-
 
 class NotPlainData(TypeError):
     """A value that is not built from the plain types (an object with its own comparison, a generator, ...)."""
@@ -22,6 +20,8 @@ def encode(value, depth: int = 0):
     if kind is float:
         return ["float", value.hex()]
     if kind is bytes:
+        import base64  # here, not at the top: the sandbox imports this file for every program it runs
+
         return ["bytes", base64.b64encode(value).decode()]
     if kind in (list, tuple, set, frozenset):
         return [kind.__name__, [encode(v, depth + 1) for v in value]]
@@ -34,7 +34,7 @@ def decode(tagged):
     """The value `encode` described; malformed input raises ValueError/TypeError (never runs code)."""
     kind, body = tagged
     simple = {"NoneType": lambda b: None, "bool": bool, "str": str, "int": int, "float": float.fromhex,
-              "bytes": lambda b: base64.b64decode(b, validate=True)}
+              "bytes": _b64decode}
     if kind in simple:
         value = simple[kind](body)
         if kind in ("bool", "str") and type(value) is not type(body):
@@ -45,3 +45,9 @@ def decode(tagged):
     if kind == "dict":
         return {decode(k): decode(v) for k, v in body}
     raise ValueError(f"unknown tag {kind!r}")
+
+
+def _b64decode(body: str) -> bytes:
+    import base64
+
+    return base64.b64decode(body, validate=True)

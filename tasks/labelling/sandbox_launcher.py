@@ -1,6 +1,6 @@
 """Child side of the sandbox: confine this process, then run one untrusted program in it.
 
-Started by tasks/labelling/sandbox.py as `python -I sandbox_launcher.py` with a JSON spec on stdin. Standard library
+Started by tasks/labelling/sandbox.py as `python -I -S sandbox_launcher.py` with its spec (marshal) on stdin. Standard library
 only, no Winnow imports: it must start fast and must not put the project's code or state in reach of the program.
 
 Confinement, strongest first (each layer is applied when the kernel allows it; `sandbox_capabilities()` in
@@ -17,7 +17,7 @@ tasks/labelling/sandbox.py reports which are active):
 - the launcher and the program die with the process that started them (PR_SET_PDEATHSIG).
 """
 import ctypes
-import json
+import marshal
 import os
 import resource
 import runpy
@@ -126,6 +126,7 @@ def run_program(spec, status_fd):
     os.chdir(spec["workdir"])
     sys.argv = [spec["program"]]
     sys.path[0] = spec["workdir"]
+    sys.path.extend(spec.get("site_paths", []))  # where `site` would put them, without running any .pth file
     code = 0
     try:
         runpy.run_path(spec["program"], run_name="__main__")
@@ -152,7 +153,7 @@ def _setup_failed(exc):
 
 def main():
     try:
-        spec = json.loads(sys.stdin.read())
+        spec = marshal.loads(sys.stdin.buffer.read())  # from the parent; marshal, unlike json, imports nothing
         _confine_and_run(spec)
     except Exception as exc:
         _setup_failed(exc)

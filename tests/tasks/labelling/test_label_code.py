@@ -120,6 +120,23 @@ def test_plain_values_round_trip_with_their_exact_types():
         encode(type("Sub", (int,), {})(3))
 
 
+def test_arguments_and_results_of_every_plain_type_cross_the_sandbox_intact():
+    """The calls travel into the sandbox as a Python literal and the results out as JSON from `_json`'s encoder:
+    quotes, backslashes, non-ASCII and line separators, bytes, infinities and nested containers come back equal,
+    with their types, and a program that changes a type fails."""
+    values = [repr("é'\"\\\u2028\n"), repr(b"\x00\xff"), "float('inf')", "-0.0", "{'k': (1, 2.5)}",
+              "frozenset({None, True})", "10 ** 30"]
+    asserts = "".join(f"    assert candidate({v}) == {v} and type(candidate({v})) is type({v})\n" for v in values)
+    problem = {"id": "echo", "prompt": "def echo(x):\n    \"\"\"x itself.\"\"\"\n", "entry_point": "echo",
+               "test": f"def check(candidate):\n{asserts}"}
+    assert label_unit_tests("    return x\n", problem, OPTIONS)["status"] == "pass"
+    changed = label_unit_tests("    return list(x) if isinstance(x, tuple) else x\n", problem, OPTIONS)
+    assert changed["status"] == "pass"  # no tuple at the top level: the same values
+    nested = label_unit_tests("    return {k: list(v) for k, v in x.items()} if isinstance(x, dict) else x\n",
+                              problem, OPTIONS)
+    assert nested["status"] == "fail", nested
+
+
 @pytest.mark.parametrize("completion,outcome,reward", [
     ("    return a + b\n", "pass", 1.0),
     ("    return a - b\n", "fail", 0.0),  # runs, answers wrongly

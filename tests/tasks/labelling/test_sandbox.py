@@ -70,6 +70,15 @@ def test_the_repository_the_store_and_home_are_unreadable():
             assert result.status == "error" and "PermissionError" in result.detail, (secret, result)
 
 
+def test_installed_packages_import_but_the_projects_code_does_not():
+    # the launcher starts with -S: site-packages are on the path, but no .pth file runs (an editable install's
+    # import hook would map `tasks` to the repository)
+    installed = run_sandboxed("import packaging\nprint(packaging.__name__)", LIMITS)
+    assert installed.status == "ok" and installed.stdout.strip() == "packaging", installed
+    project = run_sandboxed("import tasks.labelling.sandbox", LIMITS)
+    assert project.status == "error" and "ModuleNotFoundError" in project.detail, project
+
+
 def test_fork_bomb_is_bounded_and_leaves_no_process_behind():
     result = run_sandboxed("import os\nwhile True:\n    os.fork()", LIMITS)
     assert result.status in ("error", "killed", "timeout") and result.wall_s < LIMITS.wall_seconds + 2
