@@ -1,15 +1,15 @@
 """Do the reward model, RRTF and DPO defaults show their papers' effects, beyond the spread between training runs?
 
 Runs `reward_model` once, and `rrtf` and `dpo` once per seed (the seed of the base's init and of every arm's
-data order: `base_sft.init_seed`, `base_sft.optim.seed`, and the method's `optim.seed`, which RRTF's control
-shares), reusing every stage already in the store (the quickstart's, where they are the same). Per arm: greedy
+data order: `base_sft.init_seed`, `base_sft.optim.seed`, and the method's `optim.seed`, which RRTF's and DPO's
+controls share), reusing every stage already in the store (the quickstart's, where they are the same). Per arm: greedy
 pass@1 on the held-out problems per seed, then the mean, the standard deviation and a 95% t-interval over seeds
 beside each run's own test-set interval: a claimed effect must clear both. Prints a table, then, last, one JSON
 line (accuracies are means over seeds):
 
   {"reward_model": {"pairwise_acc", "n_pairs", "best_of_8", "maj_8"}, "rrtf": {"base", "rrtf", "control",
-   "n_test", "seeds", "seed_sd", "seed_ci95", "seed_diff"}, "dpo": {"base", "dpo", "n_test", "seeds", "seed_sd",
-   "seed_ci95", "seed_diff"}}   (seed_diff: the method minus each other arm, paired by seed, over seeds)
+   "n_test", "seeds", "seed_sd", "seed_ci95", "seed_diff"}, "dpo": {"base", "dpo", "control", "n_test", "seeds",
+   "seed_sd", "seed_ci95", "seed_diff"}}   (seed_diff: the method minus each other arm, paired by seed, over seeds)
 
     python benchmarks/method_effects.py [--seeds 3] [--rrtf-config default] [-s dpo:eval.maj=null ...]
     python benchmarks/method_effects.py --only dpo --only reward_model   # a subset; the JSON line holds those

@@ -3,7 +3,9 @@ Secretly a Reward Model").
 
 SFT base → sample K completions per training problem from it → label by answer → preference pairs (a correct vs
 an incorrect completion of one problem) → the SFT model's log-probs of every pair, computed once (it is the
-reference π_ref) → DPO from the SFT model → evaluate the SFT base and the DPO model.
+reference π_ref) → DPO from the SFT model → evaluate the SFT base, the DPO model and a compute-matched control
+(SFT on each prompt's chosen response with DPO's steps and optimiser: DPO without its preference term, so a gain
+over it is the rejected answers' and not more training of the base).
 """
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from prefect import flow
 from pydantic import Field, model_validator
 
 from flows.base import FlowResult, finish_run, start_run
+from flows.controls import matched_sft
 from flows.evaluate import EvalConfig, evaluate_model
 from flows.policy import PolicyFlowConfig, sft_base
 from ray_cluster.generation import SamplingSpec
 from tasks.generation.generate import GenerateConfig, sample_completions
 from tasks.labelling.label import LabelConfig, label_rewards
 from tasks.selection.preferences import PreferenceConfig, make_preferences
-from tasks.training.train import DPOTrainConfig
+from tasks.training.train import DPOTrainConfig, SFTSource, train_sft
 from tasks.training.train_preference import reference_logprobs, train_dpo
 from tasks.evaluation.headline import Headline
 
@@ -50,7 +53,7 @@ class DPOFlowConfig(PolicyFlowConfig):
         return self
 
 
-HEADLINE = Headline(method="dpo", baselines=("base",), label="DPO")
+HEADLINE = Headline(method="dpo", baselines=("base", "control"), label="DPO")
 
 
 @flow(name="dpo", log_prints=True)
@@ -63,7 +66,9 @@ def dpo(cfg: DPOFlowConfig) -> FlowResult:
     pairs = make_preferences("dpo", labels, problems, cfg.preferences, ctx)
     reference = reference_logprobs("base", pairs, sft, ctx, max_len=cfg.dpo.optim.max_len)
     tuned = train_dpo("dpo", pairs, reference, tokenizer, sft, cfg.dpo, ctx)
-    models = {"base": sft, "dpo": tuned}
+    control = train_sft("dpo-control", [SFTSource(ref=pairs, split="best_train")], tokenizer, sft,
+                        matched_sft(cfg.dpo), ctx)
+    models = {"base": sft, "dpo": tuned, "control": control}
     scores = {name: evaluate_model(name, model, problems, cfg.eval, ctx) for name, model in models.items()}
     return finish_run("dpo", cfg, ctx, scores, outputs=models | {"preferences": pairs, "reference": reference},
                       headline=HEADLINE)

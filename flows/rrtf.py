@@ -11,6 +11,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.base import FlowConfig, FlowResult, finish_run, start_run
+from flows.controls import matched_sft
 from flows.evaluate import EvalConfig, evaluate_model
 from ray_cluster.generation import SamplingSpec
 from tasks.generation.generate import GenerateConfig, sample_completions
@@ -63,13 +64,6 @@ def initial_policy(cfg: RRTFConfig, problems: ArtifactRef, ctx: StageContext) ->
 
 
 HEADLINE = Headline(method="rrtf", baselines=("base", "control"), label="RRTF")
-
-
-def matched_sft(train: RRTFTrainConfig) -> SFTConfig:
-    """The control: SFT on each group's best response alone, with RRTF's model, optimiser, steps and groups per
-    step — RRTF minus its ranking term, so a gain over it is the ranking's (derived, so it cannot drift)."""
-    return SFTConfig(model=train.model, optim=train.optim.model_copy(update={"loss": "sft"}), batching="padded",
-                     resources=train.resources, lora=train.lora, init_seed=train.init_seed)
 
 
 @flow(name="rrtf", log_prints=True)

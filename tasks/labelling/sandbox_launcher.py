@@ -1,7 +1,8 @@
 """Child side of the sandbox: confine this process, then run one untrusted program in it.
 
-Started by tasks/labelling/sandbox.py as `python -I -S sandbox_launcher.py` with its spec (marshal) on stdin. Standard library
-only, no Winnow imports: it must start fast and must not put the project's code or state in reach of the program.
+Started by tasks/labelling/sandbox.py as `python -I -S sandbox_launcher.py` with its spec (marshal) on stdin.
+Standard library only, no Winnow imports: it must start fast and must not put the project's code or state in reach
+of the program.
 
 Confinement, strongest first (each layer is applied when the kernel allows it; `sandbox_capabilities()` in
 tasks/labelling/sandbox.py reports which are active):

@@ -117,7 +117,7 @@ def test_method_effects_reports_every_method_and_its_spread(tmp_path, warm_store
     assert set(result) >= {"reward_model", "rrtf", "dpo"}
     rm = result["reward_model"]
     assert rm["best_of_8"] <= rm["pass_8"] and rm["maj_8"] <= rm["pass_8"] and rm["n_pairs"] > 0
-    for method, arms in (("rrtf", {"base", "rrtf", "control"}), ("dpo", {"base", "dpo"})):
+    for method, arms in (("rrtf", {"base", "rrtf", "control"}), ("dpo", {"base", "dpo", "control"})):
         r = result[method]
         assert r["seeds"] == 1 and set(r["seed_sd"]) == arms and all(sd == 0.0 for sd in r["seed_sd"].values())
         assert all(r[arm] == r["runs"][0][arm]["acc"] for arm in arms)  # one seed: the mean is that run

@@ -1,6 +1,6 @@
 """The DPO flow on a handful of problems: pairs are a correct and an incorrect sample of one problem, the
-reference log-probs are the SFT model's (DPO's first step sits at log 2), DPO lowers its loss, and the report
-scores both models."""
+reference log-probs are the SFT model's (DPO's first step sits at log 2), DPO lowers its loss, a compute-matched
+control trains on the chosen responses alone from the same base, and the report scores all three models."""
 from __future__ import annotations
 
 import math
@@ -43,11 +43,20 @@ def test_dpo_flow_pairs_reference_training_and_report(tmp_path, ray_local, keep_
     trained = store.manifest(result.outputs["dpo"])
     assert trained["stage"] == "train_dpo" and trained["metrics"]["train_rows"] == len(pairs)
 
-    assert set(result.scores) == {"base", "dpo"} and "pass@1" in result.scores["dpo"]
+    # the control: DPO minus its preference term, i.e. SFT on each prompt's chosen response, same base and budget
+    control = store.manifest(result.outputs["control"])
+    assert control["stage"] == "train_sft" and control["inputs"]["init"]["key"] == result.outputs["base"].key
+    assert {k: control["config"]["optim"][k] for k in ("steps", "batch_size", "lr")} == {
+        "steps": cfg.dpo.optim.steps, "batch_size": cfg.dpo.optim.batch_size, "lr": cfg.dpo.optim.lr}
+    best = read_rows(store, result.outputs["preferences"], "best_train")
+    assert {b["prompt_id"] for b in best} == {p["prompt_id"] for p in pairs}  # one per prompt with a pair
+    assert all(correct[(b["prompt_id"], b["completion"])] for b in best)
+
+    assert set(result.scores) == {"base", "dpo", "control"} and "pass@1" in result.scores["dpo"]
     report = (store.local_path(result.report) / "report.md").read_text()
     n_test = cfg.data.n_test
-    for needle in (f"| base | pass@1 | {n_test} |", f"| dpo | pass@1 | {n_test} |", "## Preference data",
-                   "| train_dpo[dpo] |"):
+    for needle in (f"| base | pass@1 | {n_test} |", f"| dpo | pass@1 | {n_test} |",
+                   f"| control | pass@1 | {n_test} |", "## Preference data", "| train_dpo[dpo] |"):
         assert needle in report
     keep_smoke_store("dpo", tmp_path / "store")  # a warm start for later tests (conftest.py)
 
